@@ -1,0 +1,222 @@
+//! Settings (`/etc/security/pam_totp.toml`, DESIGN §5) and path templates
+//! (DESIGN §2).
+
+use std::path::{Path, PathBuf};
+
+use crate::device::Params;
+use crate::error::{Error, Result};
+use crate::tomlfile::{Doc, Fields};
+use crate::user::UserInfo;
+use crate::verify::Policy;
+
+/// Where the system settings live.
+pub const DEFAULT_CONFIG: &str = "/etc/security/pam_totp.toml";
+/// The per-user device file.
+pub const DEFAULT_PATH: &str = "~/.config/pam_totp/devices.toml";
+/// Largest settings file read.
+pub const MAX_CONFIG_SIZE: usize = 64 * 1024;
+
+/// A device-file path template: `~/` = the user's home, `%u` = user name,
+/// `%h` = home, `%%` = `%`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathTemplate(String);
+
+impl PathTemplate {
+    /// Checks a template: absolute or `~/…`, and only `%u`, `%h`, `%%`.
+    pub fn parse(template: &str) -> std::result::Result<Self, String> {
+        if !(template.starts_with('/') || template.starts_with("~/")) {
+            return Err(format!(
+                "path template `{template}` must be absolute or start with ~/"
+            ));
+        }
+        let mut chars = template.chars();
+        while let Some(c) = chars.next() {
+            if c == '%' {
+                match chars.next() {
+                    Some('u' | 'h' | '%') => {}
+                    Some(x) => {
+                        return Err(format!(
+                            "path template `{template}` has unknown `%{x}`; use %u, %h or %%"
+                        ))
+                    }
+                    None => return Err(format!("path template `{template}` ends with a lone %")),
+                }
+            }
+        }
+        Ok(PathTemplate(template.to_owned()))
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The device file of `user`.
+    pub fn expand(&self, user: &UserInfo) -> PathBuf {
+        let home = user.home.to_string_lossy();
+        let (mut out, rest) = match self.0.strip_prefix("~/") {
+            Some(rest) => (format!("{}/", home.trim_end_matches('/')), rest),
+            None => (String::new(), self.0.as_str()),
+        };
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('u') => out.push_str(&user.name),
+                Some('h') => out.push_str(&home),
+                _ => out.push('%'),
+            }
+        }
+        PathBuf::from(out)
+    }
+}
+
+impl Default for PathTemplate {
+    fn default() -> Self {
+        PathTemplate(DEFAULT_PATH.to_owned())
+    }
+}
+
+/// The settings of DESIGN §5. `Default` is what a missing file means.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// `sync` and `throttle_factor`.
+    pub policy: Policy,
+    /// Issuer shown by authenticator apps; `None` = the host name.
+    pub issuer: Option<String>,
+    /// Logo URL for the `otpauth://` URL.
+    pub image: Option<String>,
+    /// Where device files are.
+    pub path: PathTemplate,
+    /// Parameters of new devices.
+    pub enroll: Params,
+}
+
+impl Settings {
+    /// Parses a settings file; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Settings> {
+        if text.len() > MAX_CONFIG_SIZE {
+            return Err(Error::invalid(
+                path,
+                None,
+                None,
+                format!("file is larger than {MAX_CONFIG_SIZE} bytes"),
+            ));
+        }
+        let (doc, root) = Doc::parse(path, text)?;
+        let mut f = Fields::new(&doc, root.get_ref(), root.span(), "");
+        let mut s = Settings::default();
+        if let Some(sync) = f.boolean("sync")? {
+            s.policy.sync = sync;
+        }
+        if let Some(factor) = f.int_incl("throttle_factor", 0, 86_400)? {
+            s.policy.throttle_factor = factor as u32;
+        }
+        s.issuer = f.string("issuer")?.map(|(v, _)| v.to_owned());
+        s.image = f.string("image")?.map(|(v, _)| v.to_owned());
+        if let Some((template, span)) = f.string("path")? {
+            s.path =
+                PathTemplate::parse(template).map_err(|p| f.error_at("path", Some(span), p))?;
+        }
+        if let Some((table, span)) = f.table("enroll")? {
+            let mut e = Fields::new(&doc, table, span, "enroll");
+            if let Some(d) = e.int_incl("digits", 6, 8)? {
+                if d == 7 {
+                    let span = e.take("digits").map(|v| v.1);
+                    return Err(e.error_at("digits", span, "must be 6 or 8"));
+                }
+                s.enroll.digits = d as u32;
+            }
+            if let Some(step) = e.int_incl("step", 1, 3600)? {
+                s.enroll.step = step as u32;
+            }
+            if let Some(t) = e.int_incl("tolerance", 0, 10)? {
+                s.enroll.tolerance = t as u32;
+            }
+            if let Some((a, span)) = e.string("algorithm")? {
+                s.enroll.algorithm = a
+                    .parse()
+                    .map_err(|p: String| e.error_at("algorithm", Some(span), p))?;
+            }
+            e.finish()?;
+        }
+        f.finish()?;
+        Ok(s)
+    }
+
+    /// Reads the settings at `path` (trusted only if root owns it and no
+    /// one else can write it). A missing file means the defaults.
+    pub fn load(path: &Path) -> Result<Settings> {
+        match crate::store::read_trusted_config(path)? {
+            None => Ok(Settings::default()),
+            Some(text) => Settings::parse(&text, path),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn alice() -> UserInfo {
+        UserInfo {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/alice".into(),
+        }
+    }
+
+    #[test]
+    fn templates_expand_home_user_and_percent() {
+        let t = PathTemplate::parse("~/.config/pam_totp/devices.toml").unwrap();
+        assert_eq!(
+            t.expand(&alice()),
+            PathBuf::from("/home/alice/.config/pam_totp/devices.toml")
+        );
+        let t = PathTemplate::parse("/var/lib/pam_totp/%u.toml").unwrap();
+        assert_eq!(
+            t.expand(&alice()),
+            PathBuf::from("/var/lib/pam_totp/alice.toml")
+        );
+        let t = PathTemplate::parse("%h/x%%y").unwrap_err();
+        assert!(t.contains("absolute"));
+        let t = PathTemplate::parse("/d/%h/x%%y").unwrap();
+        assert_eq!(t.expand(&alice()), PathBuf::from("/d//home/alice/x%y"));
+    }
+
+    #[test]
+    fn unknown_template_escapes_are_configuration_errors() {
+        assert!(PathTemplate::parse("/var/%x").unwrap_err().contains("%x"));
+        assert!(PathTemplate::parse("/var/%").unwrap_err().contains("lone"));
+        assert!(PathTemplate::parse("relative/%u").is_err());
+    }
+
+    #[test]
+    fn settings_file_sets_every_field_and_rejects_unknown_keys() {
+        let s = Settings::parse(
+            "sync = false\nthrottle_factor = 0\nissuer = \"Example\"\nimage = \"https://x/i.png\"\n\
+             path = \"/var/lib/pam_totp/%u.toml\"\n[enroll]\ndigits = 8\nstep = 60\ntolerance = 2\nalgorithm = \"SHA256\"\n",
+            Path::new("/etc/x.toml"),
+        )
+        .unwrap();
+        assert!(!s.policy.sync);
+        assert_eq!(s.policy.throttle_factor, 0);
+        assert_eq!(s.enroll.digits, 8);
+        assert_eq!(s.enroll.algorithm, crate::Algorithm::Sha256);
+        let e = Settings::parse("sync = true\nsnyc = 1\n", Path::new("/etc/x.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/x.toml:2: key `snyc`: unknown key (misspelt, or from a newer version?)"
+        );
+        let e = Settings::parse("[enroll]\nstep = 0\n", Path::new("/etc/x.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/x.toml:2: key `enroll.step`: 0 is out of range; allowed: 1 to 3600"
+        );
+    }
+}

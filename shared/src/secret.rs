@@ -1,0 +1,210 @@
+//! Key material and submitted answers: zeroized on drop, never printed.
+
+use std::fmt;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// A device key. `Debug` prints `Secret(..)`; the bytes are wiped on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    /// Wraps raw key bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(Zeroizing::new(bytes))
+    }
+
+    /// Parses lowercase or uppercase hex, as django-otp stores keys.
+    /// Returns `None` for odd length or a non-hex character.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity(hex.len() / 2));
+        for pair in hex.as_bytes().chunks_exact(2) {
+            let hi = hex_value(pair[0])?;
+            let lo = hex_value(pair[1])?;
+            out.push(hi << 4 | lo);
+        }
+        Some(Secret(out))
+    }
+
+    /// Parses RFC 4648 base32 as authenticator apps show it: case-insensitive,
+    /// spaces and dashes ignored, padding optional.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        let mut clean: Zeroizing<String> = Zeroizing::new(
+            text.chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '='))
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
+        );
+        let pad = (8 - clean.len() % 8) % 8;
+        clean.extend(std::iter::repeat_n('=', pad));
+        data_encoding::BASE32
+            .decode(clean.as_bytes())
+            .ok()
+            .map(Secret::new)
+    }
+
+    /// Lowercase hex, as written to the device file.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut s = Zeroizing::new(String::with_capacity(self.0.len() * 2));
+        for b in self.0.iter() {
+            s.push(char::from(DIGITS[usize::from(b >> 4)]));
+            s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+        s
+    }
+
+    /// RFC 4648 base32 with padding, as django-otp puts it in the URL.
+    pub fn to_base32(&self) -> Zeroizing<String> {
+        Zeroizing::new(data_encoding::BASE32.encode(&self.0))
+    }
+
+    /// The raw bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Number of key bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for an empty key (never valid in a device).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// What a person typed at the prompt. Wiped on drop; `Debug` redacts it.
+#[derive(Clone, Default)]
+pub struct Answer(Zeroizing<String>);
+
+impl Answer {
+    /// Wraps a submitted answer.
+    pub fn new(text: String) -> Self {
+        Answer(Zeroizing::new(text))
+    }
+
+    /// The text as typed.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Splits a `forward_pass` answer into (password, code): the trailing
+    /// `code_len` characters are the code. `None` when the answer is shorter.
+    pub fn split_forward_pass(&self, code_len: usize) -> Option<(Answer, Answer)> {
+        let chars = self.0.chars().count();
+        if chars < code_len {
+            return None;
+        }
+        let cut = self
+            .0
+            .char_indices()
+            .nth(chars - code_len)
+            .map_or(self.0.len(), |(i, _)| i);
+        Some((
+            Answer::new(self.0[..cut].to_owned()),
+            Answer::new(self.0[cut..].to_owned()),
+        ))
+    }
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Answer(..)")
+    }
+}
+
+/// The canonical form of a submitted code for a device with `digits` digits:
+/// surrounding white space trimmed, inner spaces dropped, then exactly
+/// `digits` ASCII digits. Anything else is `None` (a failed attempt).
+pub fn normalize_code(input: &str, digits: u32) -> Option<Zeroizing<Vec<u8>>> {
+    let trimmed = input.trim();
+    // Bound the work on hostile input: a code never needs more than this.
+    if trimmed.len() > 64 {
+        return None;
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(8));
+    for b in trimmed.bytes() {
+        match b {
+            b' ' => {}
+            b'0'..=b'9' => out.push(b),
+            _ => return None,
+        }
+    }
+    (out.len() == digits as usize).then_some(out)
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_key_bytes() {
+        let s = Secret::from_hex("3132333435").unwrap();
+        assert_eq!(format!("{s:?}"), "Secret(..)");
+        assert_eq!(format!("{:?}", Answer::new("123456".into())), "Answer(..)");
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_bad_digits() {
+        let s = Secret::from_hex("3A4f00").unwrap();
+        assert_eq!(s.expose(), &[0x3a, 0x4f, 0x00]);
+        assert_eq!(&*s.to_hex(), "3a4f00");
+        assert!(Secret::from_hex("abc").is_none());
+        assert!(Secret::from_hex("zz").is_none());
+    }
+
+    #[test]
+    fn base32_accepts_what_apps_show() {
+        let s = Secret::from_base32("gezd gnbv-gy3t qojq").unwrap();
+        assert_eq!(s.expose(), b"1234567890");
+        assert_eq!(&*s.to_base32(), "GEZDGNBVGY3TQOJQ");
+        assert!(Secret::from_base32("1!").is_none());
+    }
+
+    #[test]
+    fn codes_are_trimmed_and_inner_spaces_dropped() {
+        assert_eq!(&*normalize_code(" 123 456\n", 6).unwrap(), b"123456");
+        assert!(normalize_code("12345", 6).is_none());
+        assert!(normalize_code("1234567", 6).is_none());
+        assert!(normalize_code("12a456", 6).is_none());
+        assert!(normalize_code("+12345", 6).is_none());
+        assert!(normalize_code("１２３４５６", 6).is_none());
+        assert!(normalize_code("123\t456", 6).is_none());
+    }
+
+    #[test]
+    fn forward_pass_splits_the_trailing_code() {
+        let a = Answer::new("pässword123456".into());
+        let (p, c) = a.split_forward_pass(6).unwrap();
+        assert_eq!(p.expose(), "pässword");
+        assert_eq!(c.expose(), "123456");
+        assert!(Answer::new("123".into()).split_forward_pass(6).is_none());
+    }
+}

@@ -1,0 +1,503 @@
+//! The device-file store (DESIGN §6 "File safety", "Concurrency and
+//! durability").
+//!
+//! Distrust the file, in a fixed order: open the directory, `fstat` it, open
+//! the file relative to it with `O_NOFOLLOW`, `fstat` the descriptor (type,
+//! owner, mode, size, link count), and only then read. A change is
+//! lock → read → modify → write temp → fsync → lock temp → rename → fsync dir:
+//! the new inode is locked before it becomes visible, so the exclusive lock
+//! passes from the old file to the new one without a gap, and a process that
+//! waited on the old inode notices the replacement and starts over.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, renameat, Flock, FlockArg, OFlag};
+use nix::sys::stat::{fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
+use zeroize::Zeroizing;
+
+use crate::config::PathTemplate;
+use crate::device::{DeviceFile, MAX_FILE_SIZE};
+use crate::error::{Error, Result};
+use crate::user::{ActAs, UserInfo};
+
+/// How long a login waits for another process's lock before "busy".
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Whose file-system identity opens and writes the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// As the calling process (root in PAM): central mode.
+    AsCaller,
+    /// With the file-system uid/gid switched to the user: files in homes.
+    AsUser {
+        /// The user's uid.
+        uid: u32,
+        /// The user's primary gid.
+        gid: u32,
+    },
+}
+
+/// One device file: where it is, who may own it, how to open it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    /// Absolute path of the device file.
+    pub path: PathBuf,
+    /// Besides root, the only uid allowed to own the file and its directory.
+    pub owner: u32,
+    /// Identity used for every file operation.
+    pub access: Access,
+}
+
+impl FileSpec {
+    /// The device file of `user` under `template`. A file inside the user's
+    /// home is accessed as the user; anywhere else as the caller.
+    pub fn for_user(template: &PathTemplate, user: &UserInfo) -> FileSpec {
+        let path = template.expand(user);
+        let in_home = user.home != Path::new("/")
+            && !user.home.as_os_str().is_empty()
+            && path.starts_with(&user.home);
+        FileSpec {
+            path,
+            owner: user.uid,
+            access: if in_home && user.uid != 0 {
+                Access::AsUser {
+                    uid: user.uid,
+                    gid: user.gid,
+                }
+            } else {
+                Access::AsCaller
+            },
+        }
+    }
+
+    fn act(&self) -> Result<Option<ActAs>> {
+        match self.access {
+            Access::AsCaller => Ok(None),
+            Access::AsUser { uid, gid } => ActAs::user(uid, gid).map(Some),
+        }
+    }
+
+    fn parts(&self) -> Result<(&Path, OsString)> {
+        match (self.path.parent(), self.path.file_name()) {
+            (Some(dir), Some(name)) if self.path.is_absolute() => Ok((dir, name.to_owned())),
+            _ => Err(Error::Usage(format!(
+                "device file path `{}` must be an absolute file path",
+                self.path.display()
+            ))),
+        }
+    }
+
+    fn temp_name(&self, name: &OsString) -> OsString {
+        let mut t = OsString::from(".");
+        t.push(name);
+        t.push(".tmp");
+        t
+    }
+}
+
+/// The directory of a device file, opened and checked.
+struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Dir {
+    fn open(spec: &FileSpec, dir: &Path) -> Result<Option<Dir>> {
+        let fd = match open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(Error::io(dir, "open directory", e.into())),
+        };
+        let st = fstat(&fd).map_err(|e| Error::io(dir, "stat directory", e.into()))?;
+        if st.st_uid != 0 && st.st_uid != spec.owner {
+            return Err(Error::insecure(
+                dir,
+                format!(
+                    "directory is owned by uid {}, not by the user or root",
+                    st.st_uid
+                ),
+            ));
+        }
+        if st.st_mode & 0o002 != 0 && st.st_mode & 0o1000 == 0 {
+            return Err(Error::insecure(
+                dir,
+                "directory is writable by others and not sticky",
+            ));
+        }
+        Ok(Some(Dir {
+            fd,
+            path: dir.to_owned(),
+        }))
+    }
+}
+
+fn check_file(path: &Path, st: &FileStat, owner: u32) -> Result<()> {
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFREG {
+        let what = match kind {
+            SFlag::S_IFDIR => "a directory",
+            SFlag::S_IFIFO => "a FIFO",
+            SFlag::S_IFLNK => "a symbolic link",
+            SFlag::S_IFSOCK => "a socket",
+            SFlag::S_IFCHR | SFlag::S_IFBLK => "a device node",
+            _ => "not a regular file",
+        };
+        return Err(Error::insecure(
+            path,
+            format!("is {what}, not a regular file"),
+        ));
+    }
+    if st.st_uid != owner && st.st_uid != 0 {
+        return Err(Error::insecure(
+            path,
+            format!("owned by uid {}, not by the user or root", st.st_uid),
+        ));
+    }
+    if st.st_mode & 0o077 != 0 {
+        return Err(Error::insecure(
+            path,
+            format!(
+                "mode {:04o} lets group or others in; run chmod 600",
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    if st.st_nlink != 1 {
+        return Err(Error::insecure(path, "has more than one hard link"));
+    }
+    if st.st_size < 0 || st.st_size as u64 > MAX_FILE_SIZE {
+        return Err(Error::insecure(
+            path,
+            format!("larger than {MAX_FILE_SIZE} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the file relative to `dir` without following links, and checks it.
+/// `Ok(None)`: it does not exist.
+fn open_checked(spec: &FileSpec, dir: &Dir, name: &OsString) -> Result<Option<(File, FileStat)>> {
+    let fd = match openat(
+        &dir.fd,
+        name.as_os_str(),
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP) => {
+            return Err(Error::insecure(&spec.path, "is a symbolic link"));
+        }
+        Err(e) => return Err(Error::io(&spec.path, "open", e.into())),
+    };
+    let st = fstat(&fd).map_err(|e| Error::io(&spec.path, "stat", e.into()))?;
+    check_file(&spec.path, &st, spec.owner)?;
+    Ok(Some((File::from(fd), st)))
+}
+
+fn read_all(path: &Path, file: &mut File) -> Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+    Read::by_ref(file)
+        .take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "read", e))?;
+    if buf.len() as u64 > MAX_FILE_SIZE {
+        return Err(Error::insecure(
+            path,
+            format!("larger than {MAX_FILE_SIZE} bytes"),
+        ));
+    }
+    Ok(buf)
+}
+
+fn parse(spec: &FileSpec, bytes: &[u8]) -> Result<DeviceFile> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Error::invalid(&spec.path, None, None, "not UTF-8 text"))?;
+    DeviceFile::parse(text, &spec.path)
+}
+
+/// Reads and parses a device file without locking (to decide whether to
+/// prompt). `Ok(None)`: the file or its directory does not exist.
+pub fn read(spec: &FileSpec) -> Result<Option<DeviceFile>> {
+    let (dir_path, name) = spec.parts()?;
+    let _act = spec.act()?;
+    let Some(dir) = Dir::open(spec, dir_path)? else {
+        return Ok(None);
+    };
+    let Some((mut file, _)) = open_checked(spec, &dir, &name)? else {
+        return Ok(None);
+    };
+    let bytes = read_all(&spec.path, &mut file)?;
+    parse(spec, &bytes).map(Some)
+}
+
+/// A device file held under an exclusive lock. Dropping it unlocks.
+#[derive(Debug)]
+pub struct Locked {
+    spec: FileSpec,
+    name: OsString,
+    dir_fd: OwnedFd,
+    dir_path: PathBuf,
+    /// The locked file; `None` when there is no file yet.
+    lock: Option<Flock<File>>,
+    devices: Option<DeviceFile>,
+    // Declared last so that it is dropped last: every file operation above
+    // happens as the user.
+    _act: Option<ActAs>,
+}
+
+impl std::fmt::Debug for Dir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dir({})", self.path.display())
+    }
+}
+
+/// Takes the exclusive lock on the device file, waiting at most `wait`, and
+/// reads it. A missing file is locked as "no file yet": [`Locked::save`]
+/// then creates it without replacing anything created meanwhile.
+pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
+    let (dir_path, name) = spec.parts()?;
+    let act = spec.act()?;
+    let Some(dir) = Dir::open(spec, dir_path)? else {
+        return Err(Error::io(
+            dir_path,
+            "open directory",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    };
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let Some((file, st)) = open_checked(spec, &dir, &name)? else {
+            return Ok(Locked {
+                spec: spec.clone(),
+                name,
+                dir_fd: dir.fd,
+                dir_path: dir.path,
+                lock: None,
+                devices: None,
+                _act: act,
+            });
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(mut locked) => {
+                // Still the file at that name? A writer may have replaced it
+                // while we waited on the old inode.
+                match fstatat(
+                    &dir.fd,
+                    name.as_os_str(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                ) {
+                    Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
+                        let bytes = read_all(&spec.path, &mut locked)?;
+                        let devices = parse(spec, &bytes)?;
+                        return Ok(Locked {
+                            spec: spec.clone(),
+                            name,
+                            dir_fd: dir.fd,
+                            dir_path: dir.path,
+                            lock: Some(locked),
+                            devices: Some(devices),
+                            _act: act,
+                        });
+                    }
+                    Ok(_) | Err(Errno::ENOENT) => continue,
+                    Err(e) => return Err(Error::io(&spec.path, "stat", e.into())),
+                }
+            }
+            Err((_, Errno::EWOULDBLOCK)) => {
+                if Instant::now() >= deadline {
+                    return Err(Error::Busy {
+                        path: spec.path.clone(),
+                    });
+                }
+                sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err((_, e)) => return Err(Error::io(&spec.path, "lock", e.into())),
+        }
+    }
+}
+
+impl Locked {
+    /// The devices as read under the lock; `None` when there is no file.
+    pub fn devices(&self) -> Option<&DeviceFile> {
+        self.devices.as_ref()
+    }
+
+    /// The file this lock is on.
+    pub fn spec(&self) -> &FileSpec {
+        &self.spec
+    }
+
+    /// Durably replaces the file with `devices` (header naming `user`), and
+    /// keeps the lock on the new file. On error the old file is untouched.
+    pub fn save(&mut self, devices: &DeviceFile, user: &str) -> Result<()> {
+        let text = Zeroizing::new(devices.to_toml(user));
+        self.replace_bytes(text.as_bytes())?;
+        self.devices = Some(devices.clone());
+        Ok(())
+    }
+
+    /// Durably replaces the file with `bytes` (already validated by the
+    /// caller). On error the old file is untouched.
+    pub fn replace_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let tmp = self.spec.temp_name(&self.name);
+        let tmp_path = self.dir_path.join(&tmp);
+        // We hold the lock (or there is no file yet and O_EXCL below guards
+        // creation), so a temp file left by a crashed writer is stale.
+        match unlinkat(&self.dir_fd, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(Error::io(&tmp_path, "remove stale temp file", e.into())),
+        }
+        let fd = openat(
+            &self.dir_fd,
+            tmp.as_os_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| Error::io(&tmp_path, "create", e.into()))?;
+        let mut file = File::from(fd);
+        let cleanup = |dir: &OwnedFd| {
+            let _ = unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        };
+        if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_all()) {
+            cleanup(&self.dir_fd);
+            return Err(Error::io(&tmp_path, "write", e));
+        }
+        let locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((_, e)) => {
+                cleanup(&self.dir_fd);
+                return Err(Error::io(&tmp_path, "lock", e.into()));
+            }
+        };
+        let result = if self.lock.is_some() {
+            renameat(
+                &self.dir_fd,
+                tmp.as_os_str(),
+                &self.dir_fd,
+                self.name.as_os_str(),
+            )
+        } else {
+            // No file when we looked: create without replacing one that
+            // another process created meanwhile.
+            nix::fcntl::renameat2(
+                &self.dir_fd,
+                tmp.as_os_str(),
+                &self.dir_fd,
+                self.name.as_os_str(),
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            )
+        };
+        if let Err(e) = result {
+            cleanup(&self.dir_fd);
+            if e == Errno::EEXIST {
+                return Err(Error::Busy {
+                    path: self.spec.path.clone(),
+                });
+            }
+            return Err(Error::io(&self.spec.path, "rename", e.into()));
+        }
+        self.lock = Some(locked);
+        fsync(&self.dir_fd).map_err(|e| Error::io(&self.dir_path, "fsync directory", e.into()))
+    }
+}
+
+/// Creates the device file's directory (and missing parents, as the user
+/// when the spec says so) with mode 0700 for the last level.
+pub fn ensure_dir(spec: &FileSpec) -> Result<()> {
+    let (dir, _) = spec.parts()?;
+    let _act = spec.act()?;
+    let mut missing: Vec<&Path> = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(p) = cur {
+        if p.exists() {
+            break;
+        }
+        missing.push(p);
+        cur = p.parent();
+    }
+    for p in missing.into_iter().rev() {
+        let (Some(parent), Some(leaf)) = (p.parent(), p.file_name()) else {
+            continue;
+        };
+        let pfd = open(
+            parent,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(parent, "open directory", e.into()))?;
+        match mkdirat(&pfd, leaf, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(Error::io(p, "create directory", e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a settings file that root must own and only root may write.
+/// `Ok(None)`: it does not exist.
+pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
+    let fd = match open(
+        path,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP) => return Err(Error::insecure(path, "is a symbolic link")),
+        Err(e) => return Err(Error::io(path, "open", e.into())),
+    };
+    let st = fstat(fd.as_fd()).map_err(|e| Error::io(path, "stat", e.into()))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFREG {
+        return Err(Error::insecure(path, "not a regular file"));
+    }
+    if st.st_uid != 0 {
+        return Err(Error::insecure(
+            path,
+            format!("owned by uid {}, not root", st.st_uid),
+        ));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(Error::insecure(
+            path,
+            format!(
+                "mode {:04o} lets others write it; run chmod 644",
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    let mut file = File::from(fd);
+    let bytes = read_all(path, &mut file)?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| Error::invalid(path, None, None, "not UTF-8 text"))?;
+    Ok(Some(Zeroizing::new(text)))
+}
+
+/// The bytes of a path for error messages.
+pub fn display_bytes(p: &Path) -> String {
+    String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned()
+}
