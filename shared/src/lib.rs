@@ -16,6 +16,7 @@
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod login;
 pub mod oath;
 pub mod otpauth;
 pub mod secret;
