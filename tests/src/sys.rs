@@ -1,0 +1,1011 @@
+//! System fixtures for the real-client tests (`tests/ssh.rs`, `tests/sudo.rs`):
+//! test users, a private `sshd`, PAM service files, sudoers rules, and the
+//! clients that log in through them.
+//!
+//! Everything that changes the machine is a guard whose `Drop` undoes it, so
+//! `/etc` is left as found on every exit path, a failing assertion included:
+//!
+//! * [`TestUser`]: `useradd -m` … `userdel -r`;
+//! * [`PamService`]: `/etc/pam.d/<name>`, removed on drop;
+//! * [`SudoersRule`]: `/etc/sudoers.d/<name>`, checked with `visudo -c`
+//!   before it is installed, removed on drop;
+//! * [`Sshd`]: an `sshd` on 127.0.0.1 with its own config, host key and PAM
+//!   service in a temporary directory, killed (by its pid) on drop.
+//!
+//! The machine's own `/etc/pam.d/sshd`, `/etc/pam.d/sudo` and
+//! `/etc/ssh/sshd_config` are never touched: `sshd` names its PAM service after
+//! its program name, so it runs through a link named `sshd-totp-test-<case>`,
+//! and sudo is pointed at its own service with `Defaults:<user> pam_service=`.
+//!
+//! The PAM stacks and `sshd_config` lines come from `packaging/examples/`,
+//! the same files the README's "Protect SSH" and "Protect sudo" sections show.
+//!
+//! These tests need root. [`skip_unless_root`] lets a test return early, with
+//! a message, when run by another user.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Result type of the fixtures: they fail with a message that says what broke.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// The interpreter that has `pexpect` (Debian's `python3-pexpect`); not
+/// whatever `python3` comes first in `PATH`.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// True when the process runs as root. Otherwise prints why the test is
+/// skipped and returns false; the test then returns without asserting.
+pub fn skip_unless_root(test: &str) -> bool {
+    // /proc/self is owned by the effective uid of the process.
+    let root = fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    if !root {
+        eprintln!(
+            "SKIPPED {test}: needs root (it adds users, /etc/pam.d and /etc/sudoers.d \
+             entries and runs sshd); run `cargo test -p pam-totp-tests` as root, as CI does"
+        );
+    }
+    root
+}
+
+/// The workspace root (the directory holding `packaging/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
+}
+
+/// The cargo target directory the running test binary was built in:
+/// `<target>/debug/deps/<test>` gives `<target>`.
+pub fn target_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        let dir = PathBuf::from(dir);
+        return Ok(if dir.is_absolute() {
+            dir
+        } else {
+            workspace_root().join(dir)
+        });
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // <target>/<profile>/deps/<exe>
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("cannot find the target dir above {}", exe.display()))
+}
+
+/// The profile directory (`<target>/debug`) holding `libpam_totp.so`.
+fn profile_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    exe.ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("cannot find the profile dir above {}", exe.display()))
+}
+
+/// Absolute path of the freshly built module, `<target>/debug/libpam_totp.so`.
+///
+/// `cargo test` does not rebuild a cdylib that no test links, so the first
+/// call runs `cargo build -p pam_totp` into the same target directory.
+///
+/// `PAM_TOTP_E2E_MODULE=/abs/path/pam_totp.so` runs the tests against another
+/// build instead (e.g. the module a package installed).
+pub fn module_path() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("PAM_TOTP_E2E_MODULE") {
+                let path = PathBuf::from(path);
+                return if path.is_absolute() && path.is_file() {
+                    Ok(path)
+                } else {
+                    Err(format!(
+                        "PAM_TOTP_E2E_MODULE={}: not an absolute path to a file",
+                        path.display()
+                    ))
+                };
+            }
+            let profile = profile_dir()?;
+            let target = target_dir()?;
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "pam_totp"])
+                .env("CARGO_TARGET_DIR", &target)
+                .current_dir(workspace_root())
+                .output()
+                .map_err(|e| format!("running cargo build -p pam_totp: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "cargo build -p pam_totp failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            let so = profile.join("libpam_totp.so");
+            if so.is_file() {
+                Ok(so)
+            } else {
+                Err(format!(
+                    "{} missing after cargo build -p pam_totp",
+                    so.display()
+                ))
+            }
+        })
+        .clone()
+}
+
+/// Runs a command, failing with its stderr when it exits non-zero.
+pub fn run(cmd: &mut Command) -> Result<Output> {
+    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{cmd:?} exited with {}: {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
+    fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+/// `n` bytes from the OS random source, as lowercase hex.
+pub fn random_hex(n: usize) -> Result<String> {
+    let mut buf = vec![0u8; n];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(buf.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Configuration shared with the README: packaging/examples/
+// ---------------------------------------------------------------------------
+
+/// The text of `packaging/examples/<name>`.
+pub fn example(name: &str) -> Result<String> {
+    let path = workspace_root().join("packaging/examples").join(name);
+    fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+/// A PAM stack from an example file, for a test: every `pam_totp.so` becomes
+/// the absolute path of the module under test (libpam looks a bare name up
+/// in the system directory), and `extra_args` are appended to those lines
+/// (test-specific bits such as `nullok` or `throttle_factor=`).
+pub fn pam_stack(example_text: &str, module: &Path, extra_args: &[&str]) -> Result<String> {
+    let module = module.to_str().ok_or("module path is not UTF-8")?;
+    let mut out = String::new();
+    let mut found = false;
+    for line in example_text.lines() {
+        let is_directive = !line.trim_start().starts_with('#');
+        if is_directive && line.split_whitespace().any(|w| w == "pam_totp.so") {
+            found = true;
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            for w in &mut words {
+                if *w == "pam_totp.so" {
+                    *w = module;
+                }
+            }
+            words.extend_from_slice(extra_args);
+            out.push_str(&words.join(" "));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    if found {
+        Ok(out)
+    } else {
+        Err("the example PAM stack has no pam_totp.so line".into())
+    }
+}
+
+/// The directive lines of an `sshd_config` example (comments and blanks
+/// dropped).
+pub fn sshd_config_lines(example_text: &str) -> Vec<String> {
+    example_text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------
+
+/// useradd/userdel take the passwd lock; serialise them within the process.
+fn account_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn user_exists(name: &str) -> bool {
+    Command::new("id")
+        .arg("-u")
+        .arg(name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn userdel(name: &str) -> Result<()> {
+    // A session of the user may still be finishing (sshd's session child):
+    // userdel refuses while the user owns a process, so retry for a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new("userdel")
+            .args(["-r", name])
+            .output()
+            .map_err(|e| format!("userdel: {e}"))?;
+        // 12: home could not be removed (already gone) - the account is.
+        if out.status.success() || out.status.code() == Some(12) || !user_exists(name) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "userdel -r {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A local account created with `useradd -m` for one test, removed with
+/// `userdel -r` (home included) when dropped.
+#[derive(Debug)]
+pub struct TestUser {
+    /// Login name.
+    pub name: String,
+    /// Password (set with chpasswd), for stacks that ask for it.
+    pub password: String,
+    /// Numeric uid.
+    pub uid: u32,
+    /// Numeric primary gid.
+    pub gid: u32,
+    /// Home directory.
+    pub home: PathBuf,
+}
+
+impl TestUser {
+    /// Creates the account `name` (removing a leftover of an interrupted
+    /// run first) with a random password and a home directory.
+    pub fn create(name: &str) -> Result<Self> {
+        let _lock = account_lock();
+        if user_exists(name) {
+            userdel(name)?;
+        }
+        run(Command::new("useradd").args([
+            "-m",
+            "-s",
+            "/bin/sh",
+            "-c",
+            "pam-totp e2e test",
+            name,
+        ]))?;
+        // From here on the guard owns the account, also if a step below fails.
+        let mut user = TestUser {
+            name: name.to_owned(),
+            password: format!("Pw-{}", random_hex(8)?),
+            uid: 0,
+            gid: 0,
+            home: PathBuf::new(),
+        };
+        let meta = |flag: &str| -> Result<u32> {
+            let out = run(Command::new("id").arg(flag).arg(name))?;
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .map_err(|e| format!("id {flag} {name}: {e}"))
+        };
+        user.uid = meta("-u")?;
+        user.gid = meta("-g")?;
+        let out = run(Command::new("getent").args(["passwd", name]))?;
+        user.home = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(':')
+            .nth(5)
+            .map(PathBuf::from)
+            .ok_or("getent passwd: no home field")?;
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("chpasswd: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{}:{}", user.name, user.password)
+                .map_err(|e| format!("chpasswd: {e}"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("chpasswd: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "chpasswd: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(user)
+    }
+
+    /// Creates `rel` (and its parents) under the home, owned by the user.
+    fn mkdir_owned(&self, rel: &str, mode: u32) -> Result<PathBuf> {
+        let mut dir = self.home.clone();
+        for part in Path::new(rel).components() {
+            dir.push(part);
+            if !dir.is_dir() {
+                fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+            }
+            std::os::unix::fs::chown(&dir, Some(self.uid), Some(self.gid))
+                .map_err(|e| format!("chown {}: {e}", dir.display()))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
+        }
+        Ok(dir)
+    }
+
+    fn write_owned(&self, path: &Path, text: &str, mode: u32) -> Result<()> {
+        write_file(path, text, mode)?;
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
+            .map_err(|e| format!("chown {}: {e}", path.display()))
+    }
+
+    /// Lets `key` log in: `~/.ssh/authorized_keys`, mode 0600.
+    pub fn authorize_key(&self, key: &ClientKey) -> Result<()> {
+        let dir = self.mkdir_owned(".ssh", 0o700)?;
+        self.write_owned(&dir.join("authorized_keys"), &key.public, 0o600)
+    }
+
+    /// The per-user device file of DESIGN §2, `~/.config/pam_totp/devices.toml`.
+    pub fn devices_path(&self) -> PathBuf {
+        self.home.join(".config/pam_totp/devices.toml")
+    }
+
+    /// Writes the device file (DESIGN §3) in the default per-user place:
+    /// directory 0700, file 0600, both owned by the user.
+    pub fn write_devices(&self, devices: &[Device]) -> Result<()> {
+        self.mkdir_owned(".config", 0o700)?;
+        let dir = self.mkdir_owned(".config/pam_totp", 0o700)?;
+        let mut text = format!(
+            "# pam-totp devices for {}, written by the e2e tests.\nversion = 1\n",
+            self.name
+        );
+        for d in devices {
+            text.push('\n');
+            text.push_str(&d.to_toml());
+        }
+        self.write_owned(&dir.join("devices.toml"), &text, 0o600)
+    }
+
+    /// The device file as it is now (the module updates it).
+    pub fn read_devices(&self) -> Result<String> {
+        let path = self.devices_path();
+        fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _lock = account_lock();
+        if let Err(e) = userdel(&self.name) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// TOTP devices
+// ---------------------------------------------------------------------------
+
+/// One `[[device]]` of a device file: a confirmed SHA1, 6-digit, 30 s device
+/// with a fresh random key, as `totp-enroll add` creates it.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Device name.
+    pub name: String,
+    /// Key as hex (as django-otp stores it).
+    pub key_hex: String,
+}
+
+impl Device {
+    /// A new device with a random 20-byte key.
+    pub fn random(name: &str) -> Result<Self> {
+        Ok(Device {
+            name: name.to_owned(),
+            key_hex: random_hex(20)?,
+        })
+    }
+
+    /// The `[[device]]` table of DESIGN §3.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "[[device]]\n\
+             name = \"{}\"\n\
+             key = \"{}\"\n\
+             algorithm = \"SHA1\"\n\
+             digits = 6\n\
+             step = 30\n\
+             t0 = 0\n\
+             tolerance = 1\n\
+             drift = 0\n\
+             last_t = -1\n\
+             confirmed = true\n\
+             created_at = 2026-01-01T00:00:00Z\n\
+             throttling_failure_count = 0\n",
+            self.name, self.key_hex
+        )
+    }
+
+    /// The code an authenticator app shows now, computed by `oathtool`
+    /// (an implementation independent of the one under test).
+    pub fn code_now(&self) -> Result<String> {
+        let out = run(Command::new("oathtool").args(["--totp", &self.key_hex]))?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// A 6-digit code that is none of the codes the device accepts now
+    /// (outside the whole tolerance window).
+    pub fn wrong_code(&self) -> Result<String> {
+        let out = run(Command::new("oathtool").args(["--totp", "-w", "2", &self.key_hex]))?;
+        let window = String::from_utf8_lossy(&out.stdout).into_owned();
+        let taken: Vec<&str> = window.split_whitespace().collect();
+        let mut n: u32 = 123_456;
+        loop {
+            let candidate = format!("{n:06}");
+            if !taken.contains(&candidate.as_str()) {
+                return Ok(candidate);
+            }
+            n = (n + 111_111) % 1_000_000;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /etc guards
+// ---------------------------------------------------------------------------
+
+/// `/etc/pam.d/<name>`, removed when dropped.
+#[derive(Debug)]
+pub struct PamService {
+    /// Service name.
+    pub name: String,
+    path: PathBuf,
+}
+
+impl PamService {
+    /// Installs `stack` as the PAM service `name` (replacing a leftover of an
+    /// interrupted run: every name used here starts with a test prefix).
+    pub fn install(name: &str, stack: &str) -> Result<Self> {
+        let path = Path::new("/etc/pam.d").join(name);
+        let svc = PamService {
+            name: name.to_owned(),
+            path,
+        };
+        write_file(&svc.path, stack, 0o644)?;
+        Ok(svc)
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_file(&self.path) {
+            eprintln!("cleanup: removing {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// A file in `/etc/sudoers.d`, removed when dropped. It is checked with
+/// `visudo -cf` before it is put in place: a broken sudoers file would lock
+/// every user out of sudo.
+#[derive(Debug)]
+pub struct SudoersRule {
+    path: PathBuf,
+}
+
+impl SudoersRule {
+    /// Installs `text` as `/etc/sudoers.d/<name>` (no dot in `name`: sudo
+    /// skips such files).
+    pub fn install(name: &str, text: &str) -> Result<Self> {
+        if name.contains('.') || name.ends_with('~') {
+            return Err(format!("sudo ignores /etc/sudoers.d/{name}"));
+        }
+        let staging = tempfile::Builder::new()
+            .prefix("sudoers-")
+            .tempfile()
+            .map_err(|e| format!("temp file: {e}"))?;
+        write_file(staging.path(), text, 0o440)?;
+        run(Command::new("visudo").arg("-cqf").arg(staging.path()))?;
+        let rule = SudoersRule {
+            path: Path::new("/etc/sudoers.d").join(name),
+        };
+        write_file(&rule.path, text, 0o440)?;
+        Ok(rule)
+    }
+}
+
+impl Drop for SudoersRule {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_file(&self.path) {
+            eprintln!("cleanup: removing {}: {e}", self.path.display());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ssh keys and sshd
+// ---------------------------------------------------------------------------
+
+fn keygen(path: &Path) -> Result<String> {
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "pam-totp-e2e", "-f"])
+        .arg(path))?;
+    let pubpath = path.with_extension("pub");
+    fs::read_to_string(&pubpath).map_err(|e| format!("reading {}: {e}", pubpath.display()))
+}
+
+/// A client key pair in a temporary directory.
+#[derive(Debug)]
+pub struct ClientKey {
+    _dir: TempDir,
+    /// Private key file.
+    pub private: PathBuf,
+    /// The `authorized_keys` line.
+    pub public: String,
+}
+
+impl ClientKey {
+    /// A new ed25519 key without a passphrase.
+    pub fn generate() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("pam-totp-e2e-key-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let private = dir.path().join("id_ed25519");
+        let public = keygen(&private)?;
+        Ok(ClientKey {
+            _dir: dir,
+            private,
+            public,
+        })
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("local_addr: {e}"))
+}
+
+/// A private `sshd` on 127.0.0.1 for one test. It runs as
+/// `<tmp>/sshd-totp-test-<case>`, a link to `/usr/sbin/sshd`, so its PAM
+/// service is `/etc/pam.d/sshd-totp-test-<case>` (installed and removed
+/// with it). Killed by pid when dropped.
+#[derive(Debug)]
+pub struct Sshd {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    dir: TempDir,
+    known_hosts: PathBuf,
+    _service: PamService,
+}
+
+impl Sshd {
+    /// Starts sshd with `config_lines` (the example's lines first: sshd keeps
+    /// the first value it reads for a keyword) and the PAM stack `pam_stack`,
+    /// allowing only `user` in.
+    pub fn start(
+        case: &str,
+        pam_stack: &str,
+        config_lines: &[String],
+        user: &TestUser,
+    ) -> Result<Self> {
+        let service_name = format!("sshd-totp-test-{case}");
+        let dir = tempfile::Builder::new()
+            .prefix("pam-totp-e2e-sshd-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let service = PamService::install(&service_name, pam_stack)?;
+        let hostkey = dir.path().join("ssh_host_ed25519_key");
+        let host_pub = keygen(&hostkey)?;
+        let program = dir.path().join(&service_name);
+        std::os::unix::fs::symlink("/usr/sbin/sshd", &program)
+            .map_err(|e| format!("symlink {}: {e}", program.display()))?;
+        // Privilege separation directory; Debian's sshd unit creates it.
+        fs::create_dir_all("/run/sshd").map_err(|e| format!("mkdir /run/sshd: {e}"))?;
+
+        let known_hosts = dir.path().join("known_hosts");
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut config =
+                String::from("# pam-totp e2e test; lines from packaging/examples first\n");
+            for line in config_lines {
+                config.push_str(line);
+                config.push('\n');
+            }
+            let _ = write!(
+                config,
+                "ListenAddress 127.0.0.1\n\
+                 Port {port}\n\
+                 HostKey {hostkey}\n\
+                 PidFile {pid}\n\
+                 UsePAM yes\n\
+                 KbdInteractiveAuthentication yes\n\
+                 PasswordAuthentication no\n\
+                 PermitRootLogin no\n\
+                 AllowUsers {user}\n\
+                 MaxStartups 100\n\
+                 LogLevel VERBOSE\n",
+                hostkey = hostkey.display(),
+                pid = dir.path().join("sshd.pid").display(),
+                user = user.name,
+            );
+            let config_path = dir.path().join("sshd_config");
+            write_file(&config_path, &config, 0o600)?;
+            run(Command::new(&program).arg("-t").arg("-f").arg(&config_path))?;
+            write_file(
+                &known_hosts,
+                &format!("[127.0.0.1]:{port} {host_pub}"),
+                0o644,
+            )?;
+            let log_path = dir.path().join("sshd.log");
+            let log =
+                fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+            let mut child = Command::new(&program)
+                .args(["-D", "-e", "-f"])
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("starting {}: {e}", program.display()))?;
+            match wait_listening(&mut child, port) {
+                Ok(()) => {
+                    return Ok(Sshd {
+                        child,
+                        port,
+                        dir,
+                        known_hosts,
+                        _service: service,
+                    })
+                }
+                Err(e) => {
+                    // Port taken in the meantime? Try another one.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = fs::read_to_string(&log_path).unwrap_or_default();
+                    last_err = format!("{e}; sshd log:\n{log}");
+                }
+            }
+        }
+        Err(last_err)
+    }
+
+    /// What sshd logged so far (for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Logs in as `user` with the real `ssh` client and runs `command`,
+    /// answering the keyboard-interactive prompts with `answers`.
+    /// With `key`, public-key authentication is offered first.
+    pub fn login(
+        &self,
+        user: &TestUser,
+        key: Option<&ClientKey>,
+        answers: &[&str],
+        command: &str,
+    ) -> Result<Session> {
+        let mut argv: Vec<String> = vec![
+            "ssh".into(),
+            "-F".into(),
+            "/dev/null".into(),
+            "-p".into(),
+            self.port.to_string(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "-o".into(),
+            "NumberOfPasswordPrompts=1".into(),
+            "-o".into(),
+            "ConnectTimeout=10".into(),
+        ];
+        match key {
+            Some(key) => {
+                argv.extend([
+                    "-i".into(),
+                    key.private.display().to_string(),
+                    "-o".into(),
+                    "IdentitiesOnly=yes".into(),
+                    "-o".into(),
+                    "PreferredAuthentications=publickey,keyboard-interactive".into(),
+                ]);
+            }
+            None => {
+                argv.extend([
+                    "-o".into(),
+                    "PubkeyAuthentication=no".into(),
+                    "-o".into(),
+                    "PreferredAuthentications=keyboard-interactive".into(),
+                ]);
+            }
+        }
+        argv.push(format!("{}@127.0.0.1", user.name));
+        argv.push(command.into());
+        converse(&argv, PROMPT_RE, answers)
+    }
+}
+
+/// Waits until the child accepts connections on `port` (or has exited).
+fn wait_listening(child: &mut Child, port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "sshd exited with {status} before listening on {port}"
+            ));
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("sshd not listening on {port} after 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        // Our own child, by pid; SIGTERM makes sshd remove its pid file.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+/// The module's prompts: "Verification code: " and, with `forward_pass`,
+/// "Password & verification code: " (DESIGN §6); sshd shows them after
+/// "(user@host) ".
+pub const PROMPT_RE: &str = r"(?:[Pp]assword|[Vv]erification code): ";
+
+/// What a client run looked like from the user's side.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Exit status of the client (`None` when killed).
+    pub exit: Option<i32>,
+    /// Everything the user saw on the terminal, answers excluded (prompts
+    /// read them with echo off).
+    pub transcript: String,
+    /// How many prompts were shown.
+    pub prompts: usize,
+    /// A prompt came after the answers ran out (the client was then stopped).
+    pub unanswered_prompt: bool,
+}
+
+impl Session {
+    /// Exit status 0.
+    pub fn succeeded(&self) -> bool {
+        self.exit == Some(0)
+    }
+}
+
+/// The terminal driver: runs argv on a pseudo-terminal with pexpect, answers
+/// each prompt matching `prompt` with the next answer, records what was
+/// shown. Input (answers) comes on stdin as JSON so no code or password
+/// shows up in a process list.
+const DRIVER: &str = r#"
+import json, sys, pexpect
+spec = json.load(sys.stdin)
+answers = list(spec["answers"])
+child = pexpect.spawn(spec["argv"][0], spec["argv"][1:], encoding="utf-8",
+                      codec_errors="replace", timeout=spec["timeout"],
+                      dimensions=(24, 200))
+seen = []
+prompts = 0
+unanswered = False
+timed_out = False
+while True:
+    k = child.expect([spec["prompt"], pexpect.EOF, pexpect.TIMEOUT])
+    seen.append(child.before if isinstance(child.before, str) else "")
+    if k == 0:
+        seen.append(child.after)
+        prompts += 1
+        if answers:
+            child.sendline(answers.pop(0))
+        else:
+            unanswered = True
+            seen.append("\n[driver: prompt not answered, client stopped]\n")
+            child.close(force=True)
+            break
+    elif k == 1:
+        break
+    else:
+        timed_out = True
+        seen.append("\n[driver: timeout]\n")
+        child.close(force=True)
+        break
+if child.isalive():
+    child.expect(pexpect.EOF)
+child.close()
+code = child.exitstatus if child.exitstatus is not None else -1
+sys.stdout.write("%d %d %d %d\n" % (code, prompts, unanswered, timed_out))
+sys.stdout.write("".join(seen).replace("\r\n", "\n"))
+"#;
+
+/// Runs `argv` on a terminal, answering prompts; see [`DRIVER`].
+pub fn converse(argv: &[String], prompt: &str, answers: &[&str]) -> Result<Session> {
+    let spec = format!(
+        "{{\"argv\": {}, \"prompt\": {}, \"answers\": {}, \"timeout\": 30}}",
+        json_array(argv.iter().map(String::as_str)),
+        json_str(prompt),
+        json_array(answers.iter().copied()),
+    );
+    let mut child = Command::new(PYTHON)
+        .arg("-c")
+        .arg(DRIVER)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{PYTHON} (python3-pexpect): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(spec.as_bytes())
+            .map_err(|e| format!("driver stdin: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("driver: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "terminal driver failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    parse_session(&text).ok_or_else(|| format!("cannot parse the driver's answer: {text}"))
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<String> = items.map(json_str).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The driver's answer: a line `exit prompts unanswered timed_out`, then the
+/// transcript.
+fn parse_session(text: &str) -> Option<Session> {
+    let (head, transcript) = text.split_once('\n')?;
+    let nums: Vec<i64> = head
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    let [exit, prompts, unanswered, timed_out] = nums.as_slice() else {
+        return None;
+    };
+    let mut transcript = transcript.to_owned();
+    if *timed_out != 0 {
+        transcript.push_str("[client timed out]\n");
+    }
+    Some(Session {
+        exit: (*exit >= 0).then(|| i32::try_from(*exit).unwrap_or(-1)),
+        transcript,
+        prompts: usize::try_from(*prompts).unwrap_or(0),
+        unanswered_prompt: *unanswered != 0,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// sudo
+// ---------------------------------------------------------------------------
+
+/// What `sudo -S` printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct SudoRun {
+    /// Exit status (`None` when killed by a signal).
+    pub exit: Option<i32>,
+    /// Output of the command.
+    pub stdout: String,
+    /// sudo's prompts and messages (with `-S` the prompts go to stderr).
+    pub stderr: String,
+}
+
+impl SudoRun {
+    /// Exit status 0.
+    pub fn succeeded(&self) -> bool {
+        self.exit == Some(0)
+    }
+}
+
+/// Runs `sudo -S -- command…` as `user` (through `runuser`, as root),
+/// feeding `answers` one per line on stdin.
+pub fn sudo_as(user: &TestUser, answers: &[&str], command: &[&str]) -> Result<SudoRun> {
+    let mut child = Command::new("runuser")
+        .args(["-u", &user.name, "--", "sudo", "-S", "--"])
+        .args(command)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("LANG", "C")
+        .env("HOME", &user.home)
+        .env("USER", &user.name)
+        .env("LOGNAME", &user.name)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("runuser … sudo: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let mut input = String::new();
+        for a in answers {
+            input.push_str(a);
+            input.push('\n');
+        }
+        // sudo may exit before reading everything (a refused attempt).
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| format!("sudo: {e}"))?;
+    Ok(SudoRun {
+        exit: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}

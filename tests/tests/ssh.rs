@@ -1,0 +1,365 @@
+//! Real SSH logins with the second factor: a private `sshd` on 127.0.0.1
+//! (its own config, host key and PAM service, see `pam_totp_tests::sys`)
+//! and the real `ssh` client on a terminal, answering the prompts as a user
+//! would. The PAM stacks and sshd_config lines are the README's, read from
+//! `packaging/examples/`.
+//!
+//! Three setups:
+//! * key plus code (`pam.d-sshd-publickey`, `sshd_config.d-totp-publickey.conf`,
+//!   `AuthenticationMethods publickey,keyboard-interactive`);
+//! * password then code (`pam.d-sshd`, `sshd_config.d-totp.conf`);
+//! * password and code at one prompt (`pam.d-sshd-forward-pass`).
+//!
+//! Run as root: `cargo test -p pam-totp-tests --test ssh`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use pam_totp_tests::sys::{
+    example, module_path, pam_stack, skip_unless_root, sshd_config_lines, ClientKey, Device,
+    Session, Sshd, TestUser,
+};
+
+const REMOTE: &str = "echo \"logged in as $(id -un)\"";
+
+/// One test's machine state. Fields drop in order: sshd (and its PAM
+/// service) first, then the account.
+struct Login {
+    sshd: Sshd,
+    key: Option<ClientKey>,
+    device: Option<Device>,
+    user: TestUser,
+}
+
+impl Login {
+    fn ssh(&self, answers: &[&str]) -> Session {
+        self.sshd
+            .login(&self.user, self.key.as_ref(), answers, REMOTE)
+            .unwrap_or_else(|e| panic!("running ssh: {e}\nsshd log:\n{}", self.sshd.log()))
+    }
+
+    fn device(&self) -> &Device {
+        self.device.as_ref().expect("this setup has a device")
+    }
+
+    fn code(&self) -> String {
+        self.device().code_now().unwrap()
+    }
+
+    fn wrong_code(&self) -> String {
+        self.device().wrong_code().unwrap()
+    }
+
+    fn logged_in(&self, s: &Session) -> bool {
+        s.succeeded()
+            && s.transcript
+                .contains(&format!("logged in as {}", self.user.name))
+    }
+
+    /// Context for a failed assertion: what the user saw and what sshd said.
+    fn explain(&self, s: &Session) -> String {
+        format!(
+            "exit {:?}, {} prompt(s); the user saw:\n{}\n--- sshd log:\n{}",
+            s.exit,
+            s.prompts,
+            s.transcript,
+            self.sshd.log()
+        )
+    }
+}
+
+enum Setup {
+    /// publickey, then PAM asks for the code.
+    KeyAndCode,
+    /// PAM asks for the password, then the code.
+    PasswordThenCode,
+    /// PAM asks once, "Password & verification code: ".
+    ForwardPass,
+}
+
+/// Creates the user `totpe2e-<case>` (with a device unless `with_device` is
+/// false), installs the setup's PAM stack with `extra_args` on the
+/// pam_totp.so line, and starts sshd.
+fn setup(case: &str, setup: &Setup, with_device: bool, extra_args: &[&str]) -> Login {
+    let user = TestUser::create(&format!("totpe2e-{case}")).unwrap();
+    let device = if with_device {
+        let d = Device::random("phone").unwrap();
+        user.write_devices(std::slice::from_ref(&d)).unwrap();
+        Some(d)
+    } else {
+        None
+    };
+    let (pam_example, sshd_example) = match setup {
+        Setup::KeyAndCode => ("pam.d-sshd-publickey", "sshd_config.d-totp-publickey.conf"),
+        Setup::PasswordThenCode => ("pam.d-sshd", "sshd_config.d-totp.conf"),
+        Setup::ForwardPass => ("pam.d-sshd-forward-pass", "sshd_config.d-totp.conf"),
+    };
+    let module = module_path().unwrap();
+    let stack = pam_stack(&example(pam_example).unwrap(), &module, extra_args).unwrap();
+    let config = sshd_config_lines(&example(sshd_example).unwrap());
+    let key = match setup {
+        Setup::KeyAndCode => {
+            let key = ClientKey::generate().unwrap();
+            user.authorize_key(&key).unwrap();
+            Some(key)
+        }
+        Setup::PasswordThenCode | Setup::ForwardPass => None,
+    };
+    let sshd = Sshd::start(case, &stack, &config, &user).unwrap();
+    Login {
+        sshd,
+        key,
+        device,
+        user,
+    }
+}
+
+/// The throttle message (PAM_ERROR_MSG) tells the user to wait, with a time.
+fn shows_wait_message(transcript: &str) -> bool {
+    let t = transcript.to_lowercase();
+    (t.contains("wait") || t.contains("try again")) && (t.contains("second") || t.contains(" s"))
+}
+
+// --- key plus code ---------------------------------------------------------
+
+#[test]
+fn a_key_and_the_correct_code_run_a_remote_command() {
+    if !skip_unless_root("a_key_and_the_correct_code_run_a_remote_command") {
+        return;
+    }
+    let l = setup("key-ok", &Setup::KeyAndCode, true, &[]);
+    let s = l.ssh(&[&l.code()]);
+    assert!(l.logged_in(&s), "{}", l.explain(&s));
+    assert_eq!(s.prompts, 1, "one prompt, for the code: {}", l.explain(&s));
+    assert!(
+        s.transcript.contains("Verification code: "),
+        "{}",
+        l.explain(&s)
+    );
+    // The module recorded the accepted step.
+    let state = l.user.read_devices().unwrap();
+    assert!(
+        !state.contains("last_t = -1"),
+        "last_t not updated:\n{state}"
+    );
+}
+
+#[test]
+fn a_key_and_a_wrong_code_are_denied() {
+    if !skip_unless_root("a_key_and_a_wrong_code_are_denied") {
+        return;
+    }
+    let l = setup("key-wrong", &Setup::KeyAndCode, true, &[]);
+    let s = l.ssh(&[&l.wrong_code()]);
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    assert_eq!(s.exit, Some(255), "{}", l.explain(&s));
+    assert!(
+        s.transcript.contains("Permission denied"),
+        "{}",
+        l.explain(&s)
+    );
+    let state = l.user.read_devices().unwrap();
+    assert!(
+        state.contains("throttling_failure_count = 1"),
+        "the failure was not recorded:\n{state}"
+    );
+}
+
+#[test]
+fn a_code_replayed_on_a_second_connection_is_denied() {
+    if !skip_unless_root("a_code_replayed_on_a_second_connection_is_denied") {
+        return;
+    }
+    let l = setup("key-replay", &Setup::KeyAndCode, true, &[]);
+    let code = l.code();
+    let first = l.ssh(&[&code]);
+    assert!(l.logged_in(&first), "first use: {}", l.explain(&first));
+    let second = l.ssh(&[&code]);
+    assert!(!l.logged_in(&second), "replay: {}", l.explain(&second));
+    assert!(
+        second.transcript.contains("Permission denied"),
+        "{}",
+        l.explain(&second)
+    );
+}
+
+#[test]
+fn after_repeated_failures_the_next_attempt_is_throttled_with_a_wait_message() {
+    if !skip_unless_root(
+        "after_repeated_failures_the_next_attempt_is_throttled_with_a_wait_message",
+    ) {
+        return;
+    }
+    // Default settings (throttle_factor 1): after n failures the device is
+    // blocked for 2^(n-1) s. Wrong codes on new connections as fast as a
+    // client can make them: each failure doubles the block, so one of the
+    // next attempts must land inside it.
+    let l = setup("key-throttle", &Setup::KeyAndCode, true, &[]);
+    let started = Instant::now();
+    let mut failures = 0;
+    let throttled = loop {
+        let s = l.ssh(&[&l.wrong_code()]);
+        assert!(!l.logged_in(&s), "{}", l.explain(&s));
+        if s.prompts == 0 {
+            break s;
+        }
+        failures += 1;
+        assert!(
+            failures < 6 && started.elapsed() < Duration::from_secs(40),
+            "never throttled after {failures} failures: {}",
+            l.explain(&s)
+        );
+    };
+    assert!(
+        failures >= 1,
+        "throttled before any failure: {}",
+        l.explain(&throttled)
+    );
+    assert!(
+        shows_wait_message(&throttled.transcript),
+        "no wait message: {}",
+        l.explain(&throttled)
+    );
+    // While blocked, even the correct code does not get in: no prompt at all.
+    let s = l.ssh(&[&l.code()]);
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    assert_eq!(s.prompts, 0, "prompted while throttled: {}", l.explain(&s));
+    assert!(shows_wait_message(&s.transcript), "{}", l.explain(&s));
+}
+
+#[test]
+fn a_user_without_a_device_file_gets_in_with_the_key_alone_under_nullok() {
+    if !skip_unless_root("a_user_without_a_device_file_gets_in_with_the_key_alone_under_nullok") {
+        return;
+    }
+    let l = setup("key-nullok", &Setup::KeyAndCode, false, &["nullok"]);
+    let s = l.ssh(&[]);
+    assert!(l.logged_in(&s), "{}", l.explain(&s));
+    assert_eq!(s.prompts, 0, "asked for a code: {}", l.explain(&s));
+}
+
+#[test]
+fn a_user_without_a_device_file_is_denied_without_nullok() {
+    if !skip_unless_root("a_user_without_a_device_file_is_denied_without_nullok") {
+        return;
+    }
+    let l = setup("key-nodev", &Setup::KeyAndCode, false, &[]);
+    let s = l.ssh(&["123456"]);
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    // Prompted anyway: whether a user has enrolled is not revealed.
+    assert_eq!(s.prompts, 1, "{}", l.explain(&s));
+    assert!(
+        s.transcript.contains("Permission denied"),
+        "{}",
+        l.explain(&s)
+    );
+}
+
+// --- password then code ----------------------------------------------------
+
+#[test]
+fn the_password_then_the_correct_code_run_a_remote_command() {
+    if !skip_unless_root("the_password_then_the_correct_code_run_a_remote_command") {
+        return;
+    }
+    let l = setup("pw-ok", &Setup::PasswordThenCode, true, &[]);
+    let s = l.ssh(&[&l.user.password, &l.code()]);
+    assert!(l.logged_in(&s), "{}", l.explain(&s));
+    assert_eq!(s.prompts, 2, "password and code: {}", l.explain(&s));
+}
+
+#[test]
+fn the_password_then_a_wrong_code_are_denied() {
+    if !skip_unless_root("the_password_then_a_wrong_code_are_denied") {
+        return;
+    }
+    let l = setup("pw-wrong", &Setup::PasswordThenCode, true, &[]);
+    let s = l.ssh(&[&l.user.password, &l.wrong_code()]);
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    assert_eq!(s.prompts, 2, "{}", l.explain(&s));
+    assert!(
+        s.transcript.contains("Permission denied"),
+        "{}",
+        l.explain(&s)
+    );
+}
+
+#[test]
+fn a_wrong_password_is_denied_without_asking_for_the_code() {
+    if !skip_unless_root("a_wrong_password_is_denied_without_asking_for_the_code") {
+        return;
+    }
+    let l = setup("pw-badpw", &Setup::PasswordThenCode, true, &[]);
+    let code = l.code();
+    let s = l.ssh(&["not-the-password", &code]);
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    assert_eq!(
+        s.prompts,
+        1,
+        "the code was asked after a wrong password: {}",
+        l.explain(&s)
+    );
+}
+
+// --- forward_pass: one prompt ---------------------------------------------
+
+#[test]
+fn password_and_code_at_one_prompt_run_a_remote_command_with_forward_pass() {
+    if !skip_unless_root("password_and_code_at_one_prompt_run_a_remote_command_with_forward_pass") {
+        return;
+    }
+    let l = setup("fp-ok", &Setup::ForwardPass, true, &[]);
+    let answer = format!("{}{}", l.user.password, l.code());
+    let s = l.ssh(&[&answer]);
+    assert!(l.logged_in(&s), "{}", l.explain(&s));
+    assert_eq!(s.prompts, 1, "{}", l.explain(&s));
+    assert!(
+        s.transcript.contains("Password & verification code: "),
+        "{}",
+        l.explain(&s)
+    );
+}
+
+#[test]
+fn forward_pass_denies_the_password_with_a_wrong_code() {
+    if !skip_unless_root("forward_pass_denies_the_password_with_a_wrong_code") {
+        return;
+    }
+    let l = setup("fp-wrong", &Setup::ForwardPass, true, &[]);
+    let s = l.ssh(&[&format!("{}{}", l.user.password, l.wrong_code())]);
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    assert!(
+        s.transcript.contains("Permission denied"),
+        "{}",
+        l.explain(&s)
+    );
+}
+
+#[test]
+fn forward_pass_denies_a_wrong_password_with_the_correct_code() {
+    if !skip_unless_root("forward_pass_denies_a_wrong_password_with_the_correct_code") {
+        return;
+    }
+    let l = setup("fp-badpw", &Setup::ForwardPass, true, &[]);
+    let s = l.ssh(&[&format!("not-the-password{}", l.code())]);
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    assert!(
+        s.transcript.contains("Permission denied"),
+        "{}",
+        l.explain(&s)
+    );
+}
+
+#[test]
+fn forward_pass_denies_a_replayed_code() {
+    if !skip_unless_root("forward_pass_denies_a_replayed_code") {
+        return;
+    }
+    let l = setup("fp-replay", &Setup::ForwardPass, true, &[]);
+    let answer = format!("{}{}", l.user.password, l.code());
+    let first = l.ssh(&[&answer]);
+    assert!(l.logged_in(&first), "first use: {}", l.explain(&first));
+    let second = l.ssh(&[&answer]);
+    assert!(!l.logged_in(&second), "replay: {}", l.explain(&second));
+}

@@ -1,0 +1,181 @@
+//! Real sudo with the second factor: a test user with a sudoers rule, the
+//! README's sudo stack (`packaging/examples/pam.d-sudo`: password, then the
+//! code) installed as its own PAM service, and `sudo -S` answering the
+//! prompts on stdin.
+//!
+//! The machine's /etc/pam.d/sudo is never touched: the rule in
+//! /etc/sudoers.d says `Defaults:<user> pam_service=sudo-totp-test-<case>`,
+//! and both files are removed by guards.
+//!
+//! Run as root: `cargo test -p pam-totp-tests --test sudo`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use pam_totp_tests::sys::{
+    example, module_path, pam_stack, skip_unless_root, sudo_as, Device, PamService, SudoRun,
+    SudoersRule, TestUser,
+};
+
+/// One test's machine state; fields drop in order (rule and service before
+/// the account).
+struct Sudo {
+    _rule: SudoersRule,
+    _service: PamService,
+    device: Device,
+    user: TestUser,
+}
+
+impl Sudo {
+    fn new(case: &str, extra_args: &[&str]) -> Self {
+        let user = TestUser::create(&format!("totpe2e-sudo-{case}")).unwrap();
+        let device = Device::random("phone").unwrap();
+        user.write_devices(std::slice::from_ref(&device)).unwrap();
+        let service_name = format!("sudo-totp-test-{case}");
+        let stack = pam_stack(
+            &example("pam.d-sudo").unwrap(),
+            &module_path().unwrap(),
+            extra_args,
+        )
+        .unwrap();
+        let service = PamService::install(&service_name, &stack).unwrap();
+        // The rule an admin would write, plus what makes a test exact: its
+        // own PAM service, one attempt per run, no cached credentials.
+        let rule = SudoersRule::install(
+            &format!("totpe2e-{case}"),
+            &format!(
+                "# pam-totp e2e test, removed when the test ends\n\
+                 Defaults:{u} pam_service={service_name}\n\
+                 Defaults:{u} passwd_tries=1, timestamp_timeout=0, !lecture\n\
+                 {u} ALL=(root) ALL\n",
+                u = user.name
+            ),
+        )
+        .unwrap();
+        Sudo {
+            _rule: rule,
+            _service: service,
+            device,
+            user,
+        }
+    }
+
+    /// `sudo -S id -un` as the user with these answers.
+    fn sudo(&self, answers: &[&str]) -> SudoRun {
+        sudo_as(&self.user, answers, &["/usr/bin/id", "-un"]).unwrap()
+    }
+
+    fn ran_as_root(r: &SudoRun) -> bool {
+        r.succeeded() && r.stdout.trim() == "root"
+    }
+
+    fn explain(&self, r: &SudoRun) -> String {
+        format!(
+            "exit {:?}\n--- stdout:\n{}--- stderr (what the user saw):\n{}--- device file:\n{}",
+            r.exit,
+            r.stdout,
+            r.stderr,
+            self.user.read_devices().unwrap_or_default()
+        )
+    }
+}
+
+fn shows_wait_message(text: &str) -> bool {
+    let t = text.to_lowercase();
+    (t.contains("wait") || t.contains("try again")) && (t.contains("second") || t.contains(" s"))
+}
+
+#[test]
+fn sudo_with_the_password_and_the_correct_code_runs_the_command() {
+    if !skip_unless_root("sudo_with_the_password_and_the_correct_code_runs_the_command") {
+        return;
+    }
+    let s = Sudo::new("ok", &[]);
+    let r = s.sudo(&[&s.user.password, &s.device.code_now().unwrap()]);
+    assert!(Sudo::ran_as_root(&r), "{}", s.explain(&r));
+    assert!(
+        r.stderr.contains("Verification code: "),
+        "{}",
+        s.explain(&r)
+    );
+}
+
+#[test]
+fn sudo_with_a_wrong_code_is_refused() {
+    if !skip_unless_root("sudo_with_a_wrong_code_is_refused") {
+        return;
+    }
+    let s = Sudo::new("wrong", &[]);
+    let r = s.sudo(&[&s.user.password, &s.device.wrong_code().unwrap()]);
+    assert!(!Sudo::ran_as_root(&r), "{}", s.explain(&r));
+    assert_ne!(r.exit, Some(0), "{}", s.explain(&r));
+    assert!(
+        r.stderr.contains("Verification code: "),
+        "{}",
+        s.explain(&r)
+    );
+    let state = s.user.read_devices().unwrap();
+    assert!(
+        state.contains("throttling_failure_count = 1"),
+        "{}",
+        s.explain(&r)
+    );
+}
+
+#[test]
+fn sudo_with_a_replayed_code_is_refused() {
+    if !skip_unless_root("sudo_with_a_replayed_code_is_refused") {
+        return;
+    }
+    let s = Sudo::new("replay", &[]);
+    let code = s.device.code_now().unwrap();
+    let r = s.sudo(&[&s.user.password, &code]);
+    assert!(Sudo::ran_as_root(&r), "first use: {}", s.explain(&r));
+    let r = s.sudo(&[&s.user.password, &code]);
+    assert!(!Sudo::ran_as_root(&r), "replay: {}", s.explain(&r));
+}
+
+#[test]
+fn sudo_after_repeated_failures_is_throttled_with_a_wait_message() {
+    if !skip_unless_root("sudo_after_repeated_failures_is_throttled_with_a_wait_message") {
+        return;
+    }
+    // Default throttling: each failure doubles the block (1 s, 2 s, 4 s…),
+    // so one of the next attempts, made as fast as sudo allows, lands in it.
+    let s = Sudo::new("throttle", &[]);
+    let started = Instant::now();
+    let mut failures = 0;
+    let throttled = loop {
+        let r = s.sudo(&[&s.user.password, &s.device.wrong_code().unwrap()]);
+        assert!(!Sudo::ran_as_root(&r), "{}", s.explain(&r));
+        if !r.stderr.contains("Verification code: ") {
+            break r;
+        }
+        failures += 1;
+        assert!(
+            failures < 6 && started.elapsed() < Duration::from_secs(40),
+            "never throttled after {failures} failures: {}",
+            s.explain(&r)
+        );
+    };
+    assert!(
+        failures >= 1,
+        "throttled before any failure: {}",
+        s.explain(&throttled)
+    );
+    assert!(
+        shows_wait_message(&throttled.stderr),
+        "no wait message: {}",
+        s.explain(&throttled)
+    );
+    // While blocked, the correct code is not even asked for.
+    let r = s.sudo(&[&s.user.password, &s.device.code_now().unwrap()]);
+    assert!(!Sudo::ran_as_root(&r), "{}", s.explain(&r));
+    assert!(
+        !r.stderr.contains("Verification code: "),
+        "{}",
+        s.explain(&r)
+    );
+    assert!(shows_wait_message(&r.stderr), "{}", s.explain(&r));
+}
