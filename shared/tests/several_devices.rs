@@ -1,0 +1,175 @@
+//! The several-devices rule of DESIGN §4, device by device.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use shared::device::{Device, DeviceFile, Params};
+use shared::oath::{hotp, Algorithm};
+use shared::verify::{current_step, readiness, verify_login, Login, Policy, Readiness, Rejection};
+use shared::{Secret, Timestamp};
+
+const NOW: i64 = 1_700_000_000;
+
+fn device(name: &str, key_byte: u8) -> Device {
+    let mut d = Device::new(
+        name,
+        Secret::new(vec![key_byte; 20]),
+        &Params::default(),
+        Timestamp::from_secs(NOW - 1000),
+    );
+    d.confirmed = true;
+    d
+}
+
+fn code_for(d: &Device, now: Timestamp) -> String {
+    hotp(
+        Algorithm::Sha1,
+        d.key.expose(),
+        current_step(d, now) as u64,
+        d.digits,
+    )
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_secs(NOW)
+}
+
+#[test]
+fn the_first_device_that_accepts_is_updated_and_no_other_records_a_failure() {
+    let file = DeviceFile {
+        devices: vec![device("a", 1), device("b", 2), device("c", 3)],
+    };
+    let code = code_for(&file.devices[1], now());
+    let (login, next) = verify_login(&file, &code, now(), &Policy::default());
+    assert!(
+        matches!(login, Login::Accepted { index: 1, .. }),
+        "{login:?}"
+    );
+    assert_eq!(next.devices[0], file.devices[0], "device a untouched");
+    assert_eq!(next.devices[2], file.devices[2], "device c untouched");
+    assert_eq!(
+        next.devices[1].last_t,
+        current_step(&file.devices[1], now())
+    );
+}
+
+#[test]
+fn when_no_device_accepts_every_tried_device_records_a_failure() {
+    let mut file = DeviceFile {
+        devices: vec![device("a", 1), device("b", 2), device("unconfirmed", 3)],
+    };
+    file.devices[2].confirmed = false;
+    let (login, next) = verify_login(&file, "000000", now(), &Policy::default());
+    assert_eq!(
+        login,
+        Login::Rejected {
+            reason: Rejection::Wrong,
+            tried: 2
+        }
+    );
+    assert_eq!(next.devices[0].throttling_failure_count, 1);
+    assert_eq!(next.devices[1].throttling_failure_count, 1);
+    assert_eq!(
+        next.devices[2], file.devices[2],
+        "unconfirmed devices are not tried"
+    );
+}
+
+#[test]
+fn throttled_devices_are_skipped_and_untouched() {
+    let mut file = DeviceFile {
+        devices: vec![device("a", 1), device("b", 2)],
+    };
+    file.devices[0].throttling_failure_count = 3;
+    file.devices[0].throttling_failure_timestamp = Some(now());
+    // Device a's own valid code does not get through while it is throttled.
+    let code = code_for(&file.devices[0], now());
+    let (login, next) = verify_login(&file, &code, now().plus_secs(1), &Policy::default());
+    assert!(
+        matches!(login, Login::Rejected { tried: 1, .. }),
+        "{login:?}"
+    );
+    assert_eq!(next.devices[0], file.devices[0]);
+    assert_eq!(next.devices[1].throttling_failure_count, 1);
+}
+
+#[test]
+fn when_every_confirmed_device_is_throttled_nothing_changes_and_the_earliest_release_is_given() {
+    let mut file = DeviceFile {
+        devices: vec![device("a", 1), device("b", 2)],
+    };
+    file.devices[0].throttling_failure_count = 4; // 8 s
+    file.devices[0].throttling_failure_timestamp = Some(now());
+    file.devices[1].throttling_failure_count = 2; // 2 s
+    file.devices[1].throttling_failure_timestamp = Some(now());
+    let at = now().plus_secs(1);
+    assert_eq!(
+        readiness(&file, at, &Policy::default()),
+        Readiness::AllThrottled {
+            until: now().plus_secs(2)
+        }
+    );
+    let (login, next) = verify_login(&file, "123456", at, &Policy::default());
+    assert_eq!(
+        login,
+        Login::AllThrottled {
+            until: now().plus_secs(2)
+        }
+    );
+    assert_eq!(next, file);
+}
+
+#[test]
+fn a_file_without_confirmed_devices_has_no_device_to_try() {
+    let mut file = DeviceFile {
+        devices: vec![device("a", 1)],
+    };
+    file.devices[0].confirmed = false;
+    let code = code_for(&file.devices[0], now());
+    let (login, next) = verify_login(&file, &code, now(), &Policy::default());
+    assert_eq!(login, Login::NoDevice);
+    assert_eq!(next, file);
+}
+
+#[test]
+fn a_replayed_code_is_reported_as_a_replay_and_counted_as_a_failure() {
+    let file = DeviceFile {
+        devices: vec![device("a", 1)],
+    };
+    let code = code_for(&file.devices[0], now());
+    let (first, after) = verify_login(&file, &code, now(), &Policy::default());
+    assert!(matches!(first, Login::Accepted { .. }));
+    let (second, after2) = verify_login(&after, &code, now().plus_secs(2), &Policy::default());
+    assert_eq!(
+        second,
+        Login::Rejected {
+            reason: Rejection::Replayed,
+            tried: 1
+        }
+    );
+    assert_eq!(after2.devices[0].throttling_failure_count, 1);
+}
+
+#[test]
+fn a_code_with_the_wrong_length_for_every_device_is_malformed() {
+    let file = DeviceFile {
+        devices: vec![device("a", 1)],
+    };
+    let (login, _) = verify_login(&file, "12345", now(), &Policy::default());
+    assert_eq!(
+        login,
+        Login::Rejected {
+            reason: Rejection::Malformed,
+            tried: 1
+        }
+    );
+}
+
+#[test]
+fn spaces_inside_a_code_are_accepted_as_apps_display_them() {
+    let file = DeviceFile {
+        devices: vec![device("a", 1)],
+    };
+    let code = code_for(&file.devices[0], now());
+    let spaced = format!(" {} {} ", &code[..3], &code[3..]);
+    let (login, _) = verify_login(&file, &spaced, now(), &Policy::default());
+    assert!(matches!(login, Login::Accepted { .. }), "{login:?}");
+}
