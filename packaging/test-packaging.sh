@@ -148,6 +148,7 @@ c_deb_builds() {
 		/usr/share/man/man8/pam_totp.8.gz /usr/share/man/man1/totp-enroll.1.gz \
 		/usr/share/man/man5/pam_totp.toml.5.gz "$CONF" /usr/share/pam-configs/totp \
 		/usr/share/doc/$PKG/copyright /usr/share/doc/$PKG/changelog.Debian.gz \
+		/usr/share/doc/$PKG/changelog.gz /usr/share/doc/$PKG/README.md \
 		/usr/share/doc/$PKG/examples/pam.d-sshd /usr/share/doc/$PKG/examples/pam.d-sudo \
 		/usr/share/doc/$PKG/examples/sshd_config.d-totp.conf \
 		/usr/share/doc/$PKG/examples/central-mode.md \
