@@ -282,10 +282,20 @@ DIGITS=
 STEP=
 T0=
 ALGORITHM=
+TOLERANCE=
+DEVICE=
+DEVICE_FILE=
+
+# The code of time step COUNTER (default: now) for the enrolled device.
+code_at() {
+	local now=${1:+@$((T0 + $1 * STEP))}
+	oathtool --totp="${ALGORITHM,,}" --digits="$DIGITS" --time-step-size="${STEP}s" \
+		--start-time="@$T0" ${now:+--now="$now"} "$KEY_HEX"
+}
 
 c_enroll() {
 	needs dpkg_install || return 1
-	local json home file
+	local json home rc
 	if getent passwd "$TEST_USER" >/dev/null; then
 		fail "user $TEST_USER exists already"
 		return 1
@@ -293,48 +303,57 @@ c_enroll() {
 	useradd --create-home --shell /usr/sbin/nologin "$TEST_USER" || return 1
 	user_created=yes
 	home=$(getent passwd "$TEST_USER" | cut -d: -f6)
-	# The user enrols themself, as in per-user mode.
+	# The user enrols themself, as in per-user mode: create...
 	json=$(cd / && runuser -u "$TEST_USER" -- /usr/bin/totp-enroll --json --no-confirm 2>"$WORK/enroll.err")
-	local rc=$?
+	rc=$?
 	sed 's/^/totp-enroll stderr: /' "$WORK/enroll.err"
 	[ $rc -eq 0 ] || fail "installed totp-enroll --json --no-confirm exited $rc" || return 1
-	# Print the JSON without the secret fields.
-	python3 -c 'import json,sys; d=json.load(sys.stdin); print({k: v for k, v in d.items() if k not in ("key_hex", "secret_base32", "config_url")})' <<<"$json" 2>/dev/null ||
+	# (printed without the secret fields)
+	python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); print({k: v for k, v in d.items() if k not in ("key_hex", "secret_base32", "config_url")})' <<<"$json" 2>/dev/null ||
 		fail "totp-enroll --json printed no JSON object" || return 1
-	read -r KEY_HEX DIGITS STEP T0 ALGORITHM < <(python3 -c '
+	read -r KEY_HEX DIGITS STEP T0 ALGORITHM TOLERANCE DEVICE < <(python3 -c '
 import json, sys
-d = json.load(sys.stdin)
-print(d["key_hex"], d["digits"], d["step"], d["t0"], d["algorithm"])' <<<"$json") ||
-		fail "the JSON lacks key_hex, digits, step, t0 or algorithm" || return 1
-	[ -n "$KEY_HEX" ] || fail "empty key_hex" || return 1
-	file=$home/.config/pam_totp/devices.toml
-	[ -f "$file" ] || fail "no device file at $file" || return 1
-	[ "$(stat -c '%a %U' "$file")" = "600 $TEST_USER" ] ||
-		fail "$file is $(stat -c '%a %U' "$file"), not 600 $TEST_USER" || return 1
-	grep -qx 'confirmed = true' "$file" || fail "the device in $file is not confirmed" || return 1
-	echo "enrolled $TEST_USER: $file (600, owned by the user)"
-}
-
-code_now() {
-	oathtool --totp="${ALGORITHM,,}" --digits="$DIGITS" --time-step-size="${STEP}s" \
-		--start-time="@$T0" "$KEY_HEX"
+d = json.loads(sys.stdin.readline())
+print(d["key_hex"], d["digits"], d["step"], d["t0"], d["algorithm"], d["tolerance"], d["device_name"])' <<<"$json" 2>/dev/null) ||
+		fail "the JSON lacks key_hex, digits, step, t0, algorithm, tolerance or device_name" || return 1
+	[ -n "$DEVICE" ] || fail "the JSON lacks key_hex, digits, step, t0, algorithm, tolerance or device_name" || return 1
+	DEVICE_FILE=$home/.config/pam_totp/devices.toml
+	[ -f "$DEVICE_FILE" ] || fail "no device file at $DEVICE_FILE" || return 1
+	[ "$(stat -c '%a %U' "$DEVICE_FILE")" = "600 $TEST_USER" ] ||
+		fail "$DEVICE_FILE is $(stat -c '%a %U' "$DEVICE_FILE"), not 600 $TEST_USER" || return 1
+	echo "created device '$DEVICE' in $DEVICE_FILE (600, owned by the user)"
+	# ...then confirm with the code the app would show now (from stdin).
+	code_at | (cd / && runuser -u "$TEST_USER" -- /usr/bin/totp-enroll confirm "$DEVICE" --json) 2>&1
+	rc=${PIPESTATUS[1]}
+	[ "$rc" -eq 0 ] || fail "totp-enroll confirm $DEVICE with oathtool's current code exited $rc" || return 1
+	grep -qx 'confirmed = true' "$DEVICE_FILE" || fail "the device is not confirmed in $DEVICE_FILE" || return 1
+	echo "confirmed it with oathtool's current code"
 }
 
 c_login() {
 	needs enroll || return 1
-	local code rc
+	local code rc last_t counter
 	printf '%s\n' '# Temporary service of packaging/test-packaging.sh' \
 		'auth     required  pam_totp.so' 'account  required  pam_permit.so' >"/etc/pam.d/$SERVICE"
-	code=$(code_now) || fail "oathtool failed" || return 1
+	# Confirming used up the current step (replay protection), so log in
+	# with the code of the step after the last accepted one: within the
+	# tolerance window now, or the current step a moment later.
+	last_t=$(sed -n 's/^last_t *= *\(-\{0,1\}[0-9]\{1,\}\).*/\1/p' "$DEVICE_FILE")
+	[ -n "$last_t" ] && [ "$last_t" -ge 0 ] || fail "no last_t recorded in $DEVICE_FILE after confirm" || return 1
+	if [ "$TOLERANCE" -lt 1 ]; then
+		sleep "$STEP"
+	fi
+	counter=$((last_t + 1))
+	code=$(code_at "$counter") || fail "oathtool failed" || return 1
 	printf '%s\n' "$code" | pamtester "$SERVICE" "$TEST_USER" authenticate 2>&1
 	rc=${PIPESTATUS[1]}
-	[ "$rc" -eq 0 ] || fail "the installed module refused the current code (pamtester exit $rc)" || return 1
-	echo "current code accepted through 'auth required pam_totp.so'"
+	[ "$rc" -eq 0 ] || fail "the installed module refused the code of step $counter (pamtester exit $rc)" || return 1
+	echo "code of step $counter (last_t was $last_t) accepted through 'auth required pam_totp.so'"
 	# The same code again is a replay: the module must have saved last_t.
 	printf '%s\n' "$code" | pamtester "$SERVICE" "$TEST_USER" authenticate 2>&1
 	rc=${PIPESTATUS[1]}
 	[ "$rc" -ne 0 ] || fail "the same code was accepted twice" || return 1
-	echo "the same code again is refused (replay)"
+	echo "the same code again is refused (replay), pamtester exit $rc"
 	rm -f "/etc/pam.d/$SERVICE"
 }
 
@@ -402,7 +421,7 @@ check man "man --warnings renders pam_totp(8), totp-enroll(1), pam_totp.toml(5) 
 check rpm "make rpm builds; rpm -qlp lists /usr/lib64/security/pam_totp.so and the man pages" c_rpm
 check make_install "make install DESTDIR PREFIX stages into the distro's PAM directory; --uninstall removes it" c_make_install
 check dpkg_install "dpkg -i installs the package and registers the pam-auth-update profile without enabling it" c_dpkg_install
-check enroll "the installed totp-enroll --json --no-confirm enrols a new user" c_enroll
+check enroll "the installed totp-enroll --json --no-confirm, then confirm, enrols a new user" c_enroll
 check login "pamtester logs in through the installed pam_totp.so (bare name) with oathtool's code and refuses its replay" c_login
 check pam_auth_update "pam-auth-update --enable totp then --disable totp leaves /etc/pam.d/common-auth byte-identical" c_pam_auth_update
 check purge "dpkg --purge leaves no file of the package and /etc/pam.d as it was" c_purge
