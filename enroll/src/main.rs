@@ -1,1 +1,104 @@
-fn main(){}
+//! `totp-enroll`: create and administer the TOTP devices `pam_totp.so`
+//! accepts.
+//!
+//! A thin edge over the `shared` crate: it parses arguments, talks to the
+//! person at the terminal (secret, `otpauth://` URL, QR code, confirmation
+//! code) and calls `shared` for everything else — the device file format,
+//! the verification rules used to confirm a device, the safe store and the
+//! privilege switch when root writes into a user's home. It holds no rule of
+//! its own, so it can never disagree with the module.
+//!
+//! Exit status: 0 done, 1 refused or failed, 2 usage or configuration error;
+//! every error is one line on stderr.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod context;
+mod error;
+mod google;
+mod output;
+mod qr;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command, Shell};
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "totp-enroll: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Help and version go to stdout with status 0; a usage error is one line
+/// on stderr with status 2.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "totp-enroll: {first}; see `totp-enroll --help`");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let command = cli.command.unwrap_or(Command::Add(cli.add));
+    match command {
+        Command::Completions(a) => completions(a.shell),
+        Command::Batch(a) => commands::batch(&cli.common, &a),
+        command => {
+            let ctx = Ctx::new(&cli.common)?;
+            match command {
+                Command::Add(a) => commands::add(&ctx, &a),
+                Command::Confirm(a) => commands::confirm(&ctx, &a),
+                Command::List => commands::list(&ctx),
+                Command::Show(a) => commands::show(&ctx, &a),
+                Command::Remove(a) => commands::remove(&ctx, &a),
+                Command::Reset(a) => commands::reset(&ctx, &a),
+                Command::ImportGoogleAuthenticator(a) => commands::import_google(&ctx, &a),
+                Command::Batch(_) | Command::Completions(_) => Ok(()),
+            }
+        }
+    }
+}
+
+fn completions(shell: Shell) -> Result<()> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "totp-enroll", &mut out);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out).map_err(Error::Output)?;
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The command line: every command and flag of DESIGN §7, with help text and
+//! examples. Parsing only; `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shared::oath::Algorithm;
+
+/// The device name `add` and `batch` use when `--name` is not given.
+pub const DEFAULT_NAME: &str = "default";
+/// The device name `import-google-authenticator` uses by default.
+pub const DEFAULT_IMPORT_NAME: &str = "google-authenticator";
+
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  totp-enroll                         add a device for yourself (scan, then type a code)
+  totp-enroll add --name laptop       a second device with its own name
+  totp-enroll list                    your devices and their state
+  totp-enroll show default            the QR code and URL again, and the drift
+  sudo totp-enroll --user alice add --no-confirm --qr-png alice.png
+                                      root prepares a device for alice
+
+Without a command, totp-enroll runs `add`.
+Exit status: 0 done; 1 refused or failed (wrong code, device exists, file
+refused); 2 usage or configuration error.";
+
+/// Create and manage the TOTP devices that pam_totp.so accepts at login.
+#[derive(Debug, Parser)]
+#[command(
+    name = "totp-enroll",
+    version,
+    after_help = MAIN_EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Options every command understands.
+    #[command(flatten)]
+    pub common: Common,
+    /// What to do; `add` when absent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The flags of `add`, for the default command.
+    #[command(flatten)]
+    pub add: AddArgs,
+}
+
+/// Options of every command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Common {
+    /// Manage this user's devices (root only; others may name only themselves)
+    #[arg(long, short = 'u', value_name = "USER", global = true)]
+    pub user: Option<String>,
+    /// Use this device file instead of the one the settings' `path` names
+    #[arg(long, value_name = "FILE", global = true)]
+    pub path: Option<PathBuf>,
+    /// Read settings from FILE (default /etc/security/pam_totp.toml; must be owned by root)
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output: one JSON object per line; never prompts
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a device: show its secret, URL and QR code, then confirm it with a code (default)
+    #[command(after_help = ADD_EXAMPLES)]
+    Add(AddArgs),
+    /// Confirm a device by entering the code its app shows now
+    #[command(after_help = CONFIRM_EXAMPLES)]
+    Confirm(ConfirmArgs),
+    /// List the devices: name, confirmed, algorithm, digits/step, last use, drift, throttle state
+    #[command(after_help = LIST_EXAMPLES)]
+    List,
+    /// Show a device's setup information again (secret, URL, QR) and its drift state
+    #[command(after_help = SHOW_EXAMPLES)]
+    Show(ShowArgs),
+    /// Delete a device
+    #[command(after_help = REMOVE_EXAMPLES)]
+    Remove(NameArg),
+    /// Clear a device's failure count and throttle (admin unlock)
+    #[command(after_help = RESET_EXAMPLES)]
+    Reset(NameArg),
+    /// Turn a ~/.google_authenticator TOTP secret into a device
+    #[command(after_help = IMPORT_EXAMPLES)]
+    ImportGoogleAuthenticator(ImportArgs),
+    /// Create devices for many users at once (root); one JSON record per user
+    #[command(after_help = BATCH_EXAMPLES)]
+    Batch(BatchArgs),
+    /// Print a shell completion script
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+}
+
+const ADD_EXAMPLES: &str = "\
+Examples:
+  totp-enroll add                          new device `default`, QR in the terminal, then a code
+  totp-enroll add --name phone --digits 8 --algorithm SHA256
+  totp-enroll add --secret 'JBSW Y3DP EHPK 3PXP' --name old-phone
+                                           keep a secret your app already has
+  totp-enroll add --no-confirm --qr none --qr-png qr.png
+                                           write the QR code to a file; confirm later
+  totp-enroll add --json --no-confirm      JSON for scripts (no prompt)
+
+The device is saved unconfirmed before the code is asked for, so the QR code
+you scanned stays valid: a wrong code (or --no-confirm) leaves it unconfirmed
+and `totp-enroll confirm NAME` finishes the job. Unconfirmed devices are not
+accepted at login. QR images contain the secret: they are written mode 0600.
+Issuer: --issuer, else the settings' `issuer`, else the host name; an empty
+--issuer means none.";
+
+const CONFIRM_EXAMPLES: &str = "\
+Examples:
+  totp-enroll confirm default              asks for the code
+  echo 123456 | totp-enroll confirm default --json
+                                           reads the code from stdin, no prompt
+
+The code is checked exactly as pam_totp.so checks it at login (tolerance,
+drift, replay protection, throttling). Exit 1 on a wrong code.";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  totp-enroll list
+  sudo totp-enroll list --user alice --json
+
+`list` never prints keys; `show` does.";
+
+const SHOW_EXAMPLES: &str = "\
+Examples:
+  totp-enroll show default                 secret, URL, QR code, drift state
+  totp-enroll show default --qr none --json";
+
+const REMOVE_EXAMPLES: &str = "\
+Examples:
+  totp-enroll remove old-phone
+  sudo totp-enroll remove default --user alice";
+
+const RESET_EXAMPLES: &str = "\
+Examples:
+  sudo totp-enroll reset default --user alice   unlock alice after too many wrong codes";
+
+const IMPORT_EXAMPLES: &str = "\
+Examples:
+  totp-enroll import-google-authenticator              reads ~/.google_authenticator
+  sudo totp-enroll import-google-authenticator --user alice
+  totp-enroll import-google-authenticator /backup/ga --name phone
+
+Mapping: the secret as is; STEP_SIZE n -> step n; WINDOW_SIZE w ->
+tolerance (w-1)/2 (at most 10; the default window 3 is tolerance 1);
+DISALLOW_REUSE -> last_t = the latest used step. TOTP_AUTH must be present:
+counter-based (HOTP) files are refused. Scratch codes are not imported.
+The device is saved confirmed: its secret is already in use for logins.";
+
+const BATCH_EXAMPLES: &str = "\
+Examples:
+  totp-enroll batch --users alice,bob,carol > secrets.jsonl
+  getent passwd | cut -d: -f1 | totp-enroll batch --users-from - --confirmed
+
+One JSON object per line and user: the device fields (config_url,
+secret_base32, ...) or {\"user\": ..., \"error\": ...}. Users that do not exist
+or already have the device are reported and do not stop the others; the exit
+status is 1 if any user failed. Devices are unconfirmed unless --confirmed.";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  totp-enroll completions bash > /etc/bash_completion.d/totp-enroll
+  totp-enroll completions zsh > ~/.zfunc/_totp-enroll
+  totp-enroll completions fish > ~/.config/fish/completions/totp-enroll.fish";
+
+/// Parameters of a new device; unset ones come from the settings' `[enroll]`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ParamArgs {
+    /// Code length: 6 or 8
+    #[arg(long, value_name = "N")]
+    pub digits: Option<u32>,
+    /// Seconds per code, 1 to 3600 (default 30)
+    #[arg(long, value_name = "SECONDS")]
+    pub step: Option<u32>,
+    /// Unix time at which counting starts (default 0)
+    #[arg(long, value_name = "UNIX_TIME", allow_hyphen_values = true)]
+    pub t0: Option<i64>,
+    /// Steps accepted either side of the current one, 0 to 10 (default 1)
+    #[arg(long, value_name = "STEPS")]
+    pub tolerance: Option<u32>,
+    /// HMAC hash: SHA1 (what every app supports), SHA256 or SHA512
+    #[arg(long, value_name = "ALG", value_parser = parse_algorithm)]
+    pub algorithm: Option<Algorithm>,
+}
+
+/// What the `otpauth://` URL says besides the secret.
+#[derive(Debug, Args, Clone, Default)]
+pub struct UrlArgs {
+    /// Issuer shown by the app (empty = none; default: settings, else host name)
+    #[arg(long, value_name = "TEXT")]
+    pub issuer: Option<String>,
+    /// Logo URL for apps that show one (default: the settings' `image`)
+    #[arg(long, value_name = "URL")]
+    pub image: Option<String>,
+    /// Account name in the app (default: the user name)
+    #[arg(long, value_name = "TEXT")]
+    pub account: Option<String>,
+}
+
+/// How to show the QR code.
+#[derive(Debug, Args, Clone, Default)]
+pub struct QrArgs {
+    /// Terminal QR code: utf8 half blocks, ansi background colours, or none
+    #[arg(long, value_enum, value_name = "STYLE", default_value_t = QrStyle::Utf8)]
+    pub qr: QrStyle,
+    /// Also write the QR code as a PNG image (mode 0600: it holds the secret)
+    #[arg(long, value_name = "FILE")]
+    pub qr_png: Option<PathBuf>,
+    /// Also write the QR code as an SVG image (mode 0600: it holds the secret)
+    #[arg(long, value_name = "FILE")]
+    pub qr_svg: Option<PathBuf>,
+}
+
+/// Terminal QR styles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum QrStyle {
+    /// UTF-8 half blocks (two modules per character), black on white on a terminal
+    #[default]
+    Utf8,
+    /// Two spaces per module with ANSI background colours
+    Ansi,
+    /// No terminal QR code
+    None,
+}
+
+/// Flags of `add`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AddArgs {
+    /// Device name, unique per user (default "default")
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub name: Option<String>,
+    /// Parameters of the new device.
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// Use this key (hex, 10 to 64 bytes) instead of a random one
+    #[arg(long, value_name = "HEX", conflicts_with = "secret")]
+    pub key: Option<String>,
+    /// Use this base32 secret (as apps show it; spaces allowed) instead of a random key
+    #[arg(long, value_name = "BASE32")]
+    pub secret: Option<String>,
+    /// URL contents.
+    #[command(flatten)]
+    pub url: UrlArgs,
+    /// Do not ask for a code: the device stays unconfirmed until `totp-enroll confirm NAME`
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// QR output.
+    #[command(flatten)]
+    pub qr: QrArgs,
+}
+
+/// `confirm NAME`.
+#[derive(Debug, Args, Clone)]
+pub struct ConfirmArgs {
+    /// The device to confirm
+    pub name: String,
+}
+
+/// `show NAME`.
+#[derive(Debug, Args, Clone)]
+pub struct ShowArgs {
+    /// The device to show
+    pub name: String,
+    /// URL contents.
+    #[command(flatten)]
+    pub url: UrlArgs,
+    /// QR output.
+    #[command(flatten)]
+    pub qr: QrArgs,
+}
+
+/// A device name.
+#[derive(Debug, Args, Clone)]
+pub struct NameArg {
+    /// The device
+    pub name: String,
+}
+
+/// `import-google-authenticator [FILE]`.
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    /// The google-authenticator file (default: ~/.google_authenticator of the user)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Device name (default "google-authenticator")
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// `batch`.
+#[derive(Debug, Args, Clone)]
+#[command(group = clap::ArgGroup::new("who").required(true).multiple(true))]
+pub struct BatchArgs {
+    /// Comma-separated user names
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',', group = "who")]
+    pub users: Vec<String>,
+    /// Read user names from FILE, one per line ("-" = stdin)
+    #[arg(long, value_name = "FILE", group = "who")]
+    pub users_from: Option<PathBuf>,
+    /// Device name for every user (default "default")
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub name: Option<String>,
+    /// Parameters of the new devices.
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// Issuer shown by the app (empty = none; default: settings, else host name)
+    #[arg(long, value_name = "TEXT")]
+    pub issuer: Option<String>,
+    /// Logo URL for apps that show one (default: the settings' `image`)
+    #[arg(long, value_name = "URL")]
+    pub image: Option<String>,
+    /// Save the devices confirmed (you hand the secrets out yourself)
+    #[arg(long)]
+    pub confirmed: bool,
+}
+
+/// `completions SHELL`.
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells we write completions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU bash
+    Bash,
+    /// Z shell
+    Zsh,
+    /// fish
+    Fish,
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    s.to_ascii_uppercase().replace('-', "").parse()
+}
