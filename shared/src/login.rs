@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::device::DeviceFile;
 use crate::error::Result;
 use crate::store::{self, FileSpec};
 use crate::time::Timestamp;
@@ -23,14 +24,31 @@ pub fn attempt(
     policy: &Policy,
     wait: Duration,
 ) -> Result<Login> {
+    attempt_saving(spec, user, input, now, policy, wait).map(|(login, _)| login)
+}
+
+/// [`attempt`], also returning the file as it was saved, so that the caller
+/// can report the accepted device's name and new drift as they are on disk
+/// (not as an earlier unlocked read saw them). `None` when nothing was saved
+/// (no device, every device throttled).
+pub fn attempt_saving(
+    spec: &FileSpec,
+    user: &str,
+    input: &str,
+    now: Timestamp,
+    policy: &Policy,
+    wait: Duration,
+) -> Result<(Login, Option<DeviceFile>)> {
     let mut locked = store::lock(spec, wait)?;
     let Some(file) = locked.devices() else {
-        return Ok(Login::NoDevice);
+        return Ok((Login::NoDevice, None));
     };
     let (login, next) = verify_login(file, input, now, policy);
     match login {
-        Login::NoDevice | Login::AllThrottled { .. } => {}
-        Login::Accepted { .. } | Login::Rejected { .. } => locked.save(&next, user)?,
+        Login::NoDevice | Login::AllThrottled { .. } => Ok((login, None)),
+        Login::Accepted { .. } | Login::Rejected { .. } => {
+            locked.save(&next, user)?;
+            Ok((login, Some(next)))
+        }
     }
-    Ok(login)
 }

@@ -1,0 +1,230 @@
+//! The module arguments of a PAM service line (DESIGN §6).
+//!
+//! Every argument is checked: an unknown, repeated or malformed one is an
+//! error that the caller logs and turns into `PAM_SERVICE_ERR` (fail closed:
+//! a typo such as `nullokk` must not silently change who gets in).
+
+use std::path::PathBuf;
+
+use shared::PathTemplate;
+
+/// Longest prompt accepted from `prompt=`.
+const MAX_PROMPT_LEN: usize = 256;
+/// Largest `throttle_factor=`, the same bound as the settings file.
+const MAX_THROTTLE_FACTOR: u32 = 86_400;
+
+/// Where the code comes from before (or instead of) prompting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FirstPass {
+    /// Always prompt (the default).
+    #[default]
+    Prompt,
+    /// `use_first_pass`: take `PAM_AUTHTOK` from an earlier module; never prompt.
+    Use,
+    /// `try_first_pass`: try `PAM_AUTHTOK` if it looks like a code, prompt if
+    /// it does not or if it is refused.
+    Try,
+}
+
+/// The parsed arguments of one service line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    /// `path=TEMPLATE`: the device file, overriding the settings file.
+    pub path: Option<PathTemplate>,
+    /// `config=FILE`: the settings file instead of `/etc/security/pam_totp.toml`.
+    pub config: Option<PathBuf>,
+    /// `nullok`: users without a confirmed device pass through (`PAM_IGNORE`).
+    pub nullok: bool,
+    /// `use_first_pass` / `try_first_pass`.
+    pub first_pass: FirstPass,
+    /// `forward_pass`: one prompt for password and code; the password part
+    /// becomes `PAM_AUTHTOK` for the next module.
+    pub forward_pass: bool,
+    /// `prompt=TEXT`.
+    pub prompt: Option<String>,
+    /// `echo`: show the code while it is typed.
+    pub echo: bool,
+    /// `throttle_factor=N`, overriding the settings file.
+    pub throttle_factor: Option<u32>,
+    /// `no_sync`: do not learn drift from accepted codes.
+    pub no_sync: bool,
+    /// `debug`: log the decisions (never a key or a code).
+    pub debug: bool,
+    /// Hidden `test_panic` (only with the `test-panic` feature): panic inside
+    /// the module, to test the FFI guard.
+    #[cfg(feature = "test-panic")]
+    pub test_panic: bool,
+}
+
+impl Args {
+    /// Parses the arguments as libpam hands them over (bytes, one per word;
+    /// the `[prompt=Your code: ]` bracket form arrives as one argument).
+    pub fn parse<'a, I>(args: I) -> Result<Args, String>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut out = Args::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        for raw in args {
+            let arg = std::str::from_utf8(raw).map_err(|_| {
+                format!(
+                    "module argument `{}` is not UTF-8",
+                    String::from_utf8_lossy(raw)
+                )
+            })?;
+            let (key, value) = match arg.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (arg, None),
+            };
+            let name = canonical(key).ok_or_else(|| {
+                format!("unknown module argument `{key}`; see pam_totp(8) for the list")
+            })?;
+            if seen.contains(&name) {
+                return Err(format!("module argument `{name}` is given twice"));
+            }
+            seen.push(name);
+            match (name, value) {
+                ("path", Some(v)) => out.path = Some(PathTemplate::parse(v)?),
+                ("config", Some(v)) => {
+                    if !v.starts_with('/') {
+                        return Err(format!("config=`{v}` must be an absolute path"));
+                    }
+                    out.config = Some(PathBuf::from(v));
+                }
+                ("prompt", Some(v)) => {
+                    if v.is_empty() || v.len() > MAX_PROMPT_LEN || v.chars().any(char::is_control) {
+                        return Err(format!(
+                            "prompt= must be 1 to {MAX_PROMPT_LEN} bytes without control \
+                             characters; use [prompt=Text with spaces: ] for spaces"
+                        ));
+                    }
+                    out.prompt = Some(v.to_owned());
+                }
+                ("throttle_factor", Some(v)) => {
+                    let n = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n <= MAX_THROTTLE_FACTOR)
+                        .ok_or_else(|| {
+                            format!(
+                                "throttle_factor=`{v}` must be a whole number from 0 to \
+                                 {MAX_THROTTLE_FACTOR}"
+                            )
+                        })?;
+                    out.throttle_factor = Some(n);
+                }
+                ("nullok", None) => out.nullok = true,
+                ("use_first_pass", None) => out.first_pass = FirstPass::Use,
+                ("try_first_pass", None) => out.first_pass = FirstPass::Try,
+                ("forward_pass", None) => out.forward_pass = true,
+                ("echo", None) => out.echo = true,
+                ("no_sync", None) => out.no_sync = true,
+                ("debug", None) => out.debug = true,
+                #[cfg(feature = "test-panic")]
+                ("test_panic", None) => out.test_panic = true,
+                (flag, None) => {
+                    return Err(format!("module argument `{flag}` needs a value: {flag}=…"));
+                }
+                (flag, Some(_)) => {
+                    return Err(format!("module argument `{flag}` takes no value"));
+                }
+            }
+        }
+        if seen.contains(&"use_first_pass") && seen.contains(&"try_first_pass") {
+            return Err("use_first_pass and try_first_pass exclude each other".into());
+        }
+        Ok(out)
+    }
+}
+
+/// The known argument names, as `'static` strings.
+fn canonical(key: &str) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "path",
+        "config",
+        "nullok",
+        "use_first_pass",
+        "try_first_pass",
+        "forward_pass",
+        "prompt",
+        "echo",
+        "throttle_factor",
+        "no_sync",
+        "debug",
+        #[cfg(feature = "test-panic")]
+        "test_panic",
+    ];
+    KNOWN.iter().copied().find(|k| *k == key)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::parse(args.iter().map(|a| a.as_bytes()))
+    }
+
+    #[test]
+    fn no_arguments_mean_the_defaults() {
+        assert_eq!(parse(&[]).unwrap(), Args::default());
+    }
+
+    #[test]
+    fn every_documented_argument_is_understood() {
+        let a = parse(&[
+            "path=/var/lib/pam_totp/%u.toml",
+            "config=/etc/x.toml",
+            "nullok",
+            "try_first_pass",
+            "forward_pass",
+            "prompt=Your code: ",
+            "echo",
+            "throttle_factor=0",
+            "no_sync",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(a.path.unwrap().as_str(), "/var/lib/pam_totp/%u.toml");
+        assert_eq!(a.config.unwrap(), PathBuf::from("/etc/x.toml"));
+        assert!(a.nullok && a.forward_pass && a.echo && a.no_sync && a.debug);
+        assert_eq!(a.first_pass, FirstPass::Try);
+        assert_eq!(a.prompt.as_deref(), Some("Your code: "));
+        assert_eq!(a.throttle_factor, Some(0));
+        assert_eq!(
+            parse(&["use_first_pass"]).unwrap().first_pass,
+            FirstPass::Use
+        );
+    }
+
+    #[test]
+    fn unknown_and_malformed_arguments_are_errors_that_name_them() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["nullokk"], "unknown module argument `nullokk`"),
+            (&["path=relative/x"], "must be absolute"),
+            (&["path=/var/%x"], "%x"),
+            (&["path"], "needs a value"),
+            (&["nullok=1"], "takes no value"),
+            (&["config=etc/x.toml"], "absolute"),
+            (&["throttle_factor=-1"], "throttle_factor=`-1`"),
+            (&["throttle_factor=86401"], "0 to 86400"),
+            (&["throttle_factor=x"], "whole number"),
+            (&["prompt="], "prompt="),
+            (&["nullok", "nullok"], "given twice"),
+            (&["path=/a/%u", "path=/b/%u"], "given twice"),
+            (&["use_first_pass", "try_first_pass"], "exclude each other"),
+            (&["test_panic"], "unknown module argument"),
+        ];
+        for (args, want) in cases {
+            #[cfg(feature = "test-panic")]
+            if args == &["test_panic"] {
+                continue;
+            }
+            let err = parse(args).unwrap_err();
+            assert!(err.contains(want), "{args:?}: {err}");
+        }
+        let err = Args::parse([&b"\xff"[..]]).unwrap_err();
+        assert!(err.contains("not UTF-8"), "{err}");
+    }
+}

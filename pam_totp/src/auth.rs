@@ -1,0 +1,492 @@
+//! One authentication, in safe code: arguments → settings → user → device
+//! file → prompt → `shared::login::attempt` → an [`Outcome`] or an [`Error`].
+//! [`pam_code`] is the one place that turns them into PAM return codes.
+//!
+//! Everything PAM-specific (items, conversation, syslog) is behind the
+//! [`Host`] trait, implemented over libpam in `ffi`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use shared::config::DEFAULT_CONFIG;
+use shared::login;
+use shared::secret::normalize_code;
+use shared::store::{self, FileSpec, LOCK_WAIT};
+use shared::user::UserInfo;
+use shared::verify::{readiness, throttled_until, Login, Policy, Readiness, Rejection};
+use shared::{Answer, DeviceFile, Settings, Timestamp};
+use std::ffi::c_int;
+
+use crate::args::{Args, FirstPass};
+use crate::code;
+
+/// The default prompt (DESIGN §6).
+pub const PROMPT: &str = "Verification code: ";
+/// The prompt with `forward_pass`.
+pub const FORWARD_PROMPT: &str = "Password & verification code: ";
+/// Longest answer taken from the conversation or `PAM_AUTHTOK`, in bytes
+/// (libpam's `PAM_MAX_RESP_SIZE`). A longer one is a failed attempt.
+pub const MAX_ANSWER_LEN: usize = 512;
+/// What a longer answer is replaced with: never a valid code of any device.
+const OVERLONG: &str = "overlong answer";
+/// The code length assumed when there is no device to take it from.
+const DEFAULT_DIGITS: u32 = 6;
+
+/// Severity of a log line (`pam_syslog` with `LOG_AUTHPRIV`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Configuration, file and system errors.
+    Error,
+    /// Refused codes and throttling.
+    Notice,
+    /// Accepted codes.
+    Info,
+    /// `debug` only.
+    Debug,
+}
+
+/// A conversation message style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Ask with the answer hidden.
+    PromptEchoOff,
+    /// Ask with the answer shown (`echo`).
+    PromptEchoOn,
+    /// Tell the user something went wrong.
+    ErrorMsg,
+}
+
+/// What the module needs from libpam. A failing call returns the PAM code
+/// to give back.
+pub trait Host {
+    /// The user being authenticated (`pam_get_user`).
+    fn user(&mut self) -> Result<String, c_int>;
+    /// One conversation message; prompts return the answer.
+    fn converse(&mut self, style: Style, text: &str) -> Result<Option<Answer>, c_int>;
+    /// `PAM_AUTHTOK` as set by an earlier module.
+    fn authtok(&mut self) -> Result<Option<Answer>, c_int>;
+    /// Sets `PAM_AUTHTOK` for the next module.
+    fn set_authtok(&mut self, token: &Answer) -> Result<(), c_int>;
+    /// A `pam_syslog` line.
+    fn log(&mut self, level: Level, message: &str);
+    /// True under `PAM_SILENT`: no informational or error messages.
+    fn silent(&self) -> bool;
+}
+
+/// How an authentication that ran to its end turned out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A device accepted the code and its new state is on disk.
+    Accepted {
+        /// The device's name.
+        device: String,
+        /// Its drift after the login.
+        drift: i16,
+    },
+    /// The code was wrong, replayed or malformed (and recorded as a failure).
+    Rejected(Rejection),
+    /// `use_first_pass` without a `PAM_AUTHTOK` to use.
+    NoToken,
+    /// No device file or no confirmed device, with `nullok`: not prompted.
+    Skipped,
+    /// No device file or no confirmed device, without `nullok`: prompted
+    /// anyway so that enrollment is not revealed.
+    NotEnrolled,
+    /// Every confirmed device is throttled until `until`: not prompted (or,
+    /// if another login throttled them meanwhile, the answer was not tried).
+    Throttled {
+        /// When the first device is free again.
+        until: Timestamp,
+    },
+    /// The user is not in the password database (prompted anyway).
+    UnknownUser,
+}
+
+/// Why an authentication could not be decided.
+#[derive(Debug)]
+pub enum Error {
+    /// A module argument is unknown or malformed.
+    Args(String),
+    /// The settings file is insecure or invalid.
+    Config(shared::Error),
+    /// The device file is insecure, unparsable or cannot be saved; or the
+    /// password database cannot be read.
+    Unavailable(shared::Error),
+    /// A libpam call (user, item, conversation) failed with this code.
+    Pam(&'static str, c_int),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Args(msg) => write!(f, "bad module argument: {msg}"),
+            Error::Config(e) => write!(f, "bad configuration: {e}"),
+            Error::Unavailable(e) => write!(f, "cannot use the device file: {e}"),
+            Error::Pam(what, rc) => write!(f, "{what} failed with PAM error {rc}"),
+        }
+    }
+}
+
+/// The one mapping from results to PAM return codes (DESIGN §6 table).
+pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
+    match result {
+        Ok(Outcome::Accepted { .. }) => code::PAM_SUCCESS,
+        Ok(Outcome::Rejected(_) | Outcome::NotEnrolled | Outcome::NoToken) => code::PAM_AUTH_ERR,
+        Ok(Outcome::Skipped) => code::PAM_IGNORE,
+        Ok(Outcome::Throttled { .. }) => code::PAM_MAXTRIES,
+        Ok(Outcome::UnknownUser) => code::PAM_USER_UNKNOWN,
+        Err(Error::Args(_) | Error::Config(_)) => code::PAM_SERVICE_ERR,
+        Err(Error::Unavailable(_)) => code::PAM_AUTHINFO_UNAVAIL,
+        Err(Error::Pam(_, rc)) => *rc,
+    }
+}
+
+/// Runs one authentication and logs errors; returns what [`pam_code`] maps.
+pub fn run(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Error> {
+    let result = authenticate(host, args);
+    if let Err(e) = &result {
+        host.log(Level::Error, &e.to_string());
+    }
+    result
+}
+
+/// The decision, without the final log of errors.
+pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Error> {
+    let args = Args::parse(args.iter().copied()).map_err(Error::Args)?;
+    #[cfg(feature = "test-panic")]
+    if args.test_panic {
+        #[allow(clippy::panic)]
+        {
+            panic!("test_panic: a deliberate panic inside pam_sm_authenticate");
+        }
+    }
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let settings = Settings::load(&config).map_err(Error::Config)?;
+    let template = args.path.clone().unwrap_or(settings.path);
+    let mut policy = settings.policy;
+    if let Some(factor) = args.throttle_factor {
+        policy.throttle_factor = factor;
+    }
+    if args.no_sync {
+        policy.sync = false;
+    }
+
+    let name = host.user().map_err(|c| Error::Pam("pam_get_user", c))?;
+    let Some(user) = UserInfo::by_name(&name).map_err(Error::Unavailable)? else {
+        // Ask anyway: whether an account exists is not revealed here.
+        pretend(host, &args)?;
+        host.log(Level::Notice, "unknown user");
+        return Ok(Outcome::UnknownUser);
+    };
+    let spec = FileSpec::for_user(&template, &user);
+    if args.debug {
+        debug_config(host, &config, &spec, &policy, &name);
+    }
+    let file = store::read(&spec).map_err(Error::Unavailable)?;
+    let now = Timestamp::now();
+    let ready = file
+        .as_ref()
+        .map_or(Readiness::NoDevice, |f| readiness(f, now, &policy));
+    let file = match (ready, file) {
+        (Readiness::Ready, Some(file)) => file,
+        (Readiness::AllThrottled { until }, _) => return Ok(throttled(host, &name, until, now)),
+        (Readiness::NoDevice | Readiness::Ready, _) => {
+            let what = format!(
+                "user {name} has no confirmed device in {}",
+                spec.path.display()
+            );
+            if args.nullok {
+                host.log(Level::Info, &format!("{what}; nullok: skipped"));
+                return Ok(Outcome::Skipped);
+            }
+            pretend(host, &args)?;
+            host.log(Level::Notice, &format!("{what}; refused"));
+            return Ok(Outcome::NotEnrolled);
+        }
+    };
+    let digits = code_digits(&file, now, &policy);
+
+    let first = match args.first_pass {
+        FirstPass::Prompt => None,
+        FirstPass::Use => match host.authtok().map_err(|c| Error::Pam("pam_get_item", c))? {
+            Some(token) => Some(token),
+            None => {
+                host.log(
+                    Level::Notice,
+                    &format!(
+                        "use_first_pass: no PAM_AUTHTOK from an earlier module for user {name}"
+                    ),
+                );
+                return Ok(Outcome::NoToken);
+            }
+        },
+        FirstPass::Try => host
+            .authtok()
+            .map_err(|c| Error::Pam("pam_get_item", c))?
+            .filter(|t| looks_like_code(t, &args, digits)),
+    };
+    if let Some(token) = first {
+        let code = code_of(host, &args, token, digits)?;
+        let outcome = attempt(host, &spec, &name, &code, &policy)?;
+        let retry = args.first_pass == FirstPass::Try && matches!(outcome, Outcome::Rejected(_));
+        if !retry {
+            return Ok(outcome);
+        }
+    }
+    let code = ask(host, &args, digits)?;
+    attempt(host, &spec, &name, &code, &policy)
+}
+
+/// The number of digits taken off a `forward_pass` answer: those of the
+/// first confirmed device that is not throttled (file order, the order in
+/// which codes are tried). A user whose devices differ in length should not
+/// use `forward_pass`; the other devices then see a malformed code.
+fn code_digits(file: &DeviceFile, now: Timestamp, policy: &Policy) -> u32 {
+    file.devices
+        .iter()
+        .find(|d| d.confirmed && throttled_until(d, now, policy).is_none())
+        .map_or(DEFAULT_DIGITS, |d| d.digits)
+}
+
+/// With `try_first_pass`: is `PAM_AUTHTOK` worth trying as a code? A password
+/// from an earlier module is not, and trying it would record a failure.
+fn looks_like_code(token: &Answer, args: &Args, digits: u32) -> bool {
+    if token.expose().len() > MAX_ANSWER_LEN {
+        return false;
+    }
+    let candidate = if args.forward_pass {
+        match token.split_forward_pass(digits as usize) {
+            Some((_, code)) => code,
+            None => return false,
+        }
+    } else {
+        token.clone()
+    };
+    normalize_code(candidate.expose(), digits).is_some()
+}
+
+/// For a user who cannot log in (unknown, not enrolled): go through the
+/// same motions as for one who can (prompt, or take `PAM_AUTHTOK`, hand the
+/// password part on), so that neither is revealed; then forget the answer.
+fn pretend(host: &mut dyn Host, args: &Args) -> Result<(), Error> {
+    let token = match args.first_pass {
+        FirstPass::Prompt => None,
+        FirstPass::Use | FirstPass::Try => host
+            .authtok()
+            .map_err(|c| Error::Pam("pam_get_item", c))?
+            .filter(|t| {
+                args.first_pass == FirstPass::Use || looks_like_code(t, args, DEFAULT_DIGITS)
+            }),
+    };
+    match token {
+        Some(token) => code_of(host, args, token, DEFAULT_DIGITS).map(drop),
+        None if args.first_pass == FirstPass::Use => Ok(()),
+        None => ask(host, args, DEFAULT_DIGITS).map(drop),
+    }
+}
+
+/// Prompts for the answer and returns the code part.
+fn ask(host: &mut dyn Host, args: &Args, digits: u32) -> Result<Answer, Error> {
+    let text = args.prompt.as_deref().unwrap_or(if args.forward_pass {
+        FORWARD_PROMPT
+    } else {
+        PROMPT
+    });
+    let style = if args.echo {
+        Style::PromptEchoOn
+    } else {
+        Style::PromptEchoOff
+    };
+    let answer = host
+        .converse(style, text)
+        .map_err(|c| Error::Pam("conversation", c))?
+        .unwrap_or_default();
+    code_of(host, args, answer, digits)
+}
+
+/// The code in an answer: bounded in length; with `forward_pass` the
+/// trailing `digits` characters, the rest being handed on as `PAM_AUTHTOK`.
+fn code_of(host: &mut dyn Host, args: &Args, answer: Answer, digits: u32) -> Result<Answer, Error> {
+    if answer.expose().len() > MAX_ANSWER_LEN {
+        return Ok(Answer::new(OVERLONG.to_owned()));
+    }
+    if !args.forward_pass {
+        return Ok(answer);
+    }
+    match answer.split_forward_pass(digits as usize) {
+        Some((password, code)) => {
+            host.set_authtok(&password)
+                .map_err(|c| Error::Pam("pam_set_item(PAM_AUTHTOK)", c))?;
+            Ok(code)
+        }
+        // Shorter than a code: certainly malformed; nothing to hand on.
+        None => Ok(answer),
+    }
+}
+
+/// One locked, durable attempt, logged.
+fn attempt(
+    host: &mut dyn Host,
+    spec: &FileSpec,
+    name: &str,
+    code: &Answer,
+    policy: &Policy,
+) -> Result<Outcome, Error> {
+    // The clock is read once per attempt.
+    let now = Timestamp::now();
+    let (login, saved) = login::attempt_saving(spec, name, code.expose(), now, policy, LOCK_WAIT)
+        .map_err(Error::Unavailable)?;
+    Ok(match login {
+        Login::Accepted { index, offset, .. } => {
+            let (device, drift) = saved
+                .as_ref()
+                .and_then(|f| f.devices.get(index))
+                .map_or_else(
+                    || (format!("#{}", index + 1), 0),
+                    |d| (d.name.clone(), d.drift),
+                );
+            host.log(
+                Level::Info,
+                &format!("accepted: user {name}, device {device}, offset {offset}, drift {drift}"),
+            );
+            Outcome::Accepted { device, drift }
+        }
+        Login::Rejected { reason, tried } => {
+            let why = match reason {
+                Rejection::Replayed => "replayed code (already used)",
+                Rejection::Wrong => "wrong code",
+                Rejection::Malformed => "malformed code",
+            };
+            host.log(
+                Level::Notice,
+                &format!("rejected: user {name}, {why}, {tried} device(s) tried"),
+            );
+            Outcome::Rejected(reason)
+        }
+        Login::AllThrottled { until } => throttled(host, name, until, now),
+        Login::NoDevice => {
+            host.log(
+                Level::Notice,
+                &format!("user {name}: the device file went away during the login; refused"),
+            );
+            Outcome::NotEnrolled
+        }
+    })
+}
+
+/// Tells the user how long to wait, logs, and gives the outcome.
+fn throttled(host: &mut dyn Host, name: &str, until: Timestamp, now: Timestamp) -> Outcome {
+    let micros = until.micros_since(now).max(0);
+    let secs = (micros + 999_999) / 1_000_000;
+    host.log(
+        Level::Notice,
+        &format!("throttled: user {name}, too many failures, every device blocked until {until}"),
+    );
+    if !host.silent() {
+        let unit = if secs == 1 { "second" } else { "seconds" };
+        let _ = host.converse(
+            Style::ErrorMsg,
+            &format!("Too many failed verification codes; try again in {secs} {unit}."),
+        );
+    }
+    Outcome::Throttled { until }
+}
+
+fn debug_config(host: &mut dyn Host, config: &Path, spec: &FileSpec, policy: &Policy, name: &str) {
+    host.log(
+        Level::Debug,
+        &format!(
+            "user {name}: settings {}, device file {} ({:?}), sync {}, throttle_factor {}",
+            config.display(),
+            spec.path.display(),
+            spec.access,
+            policy.sync,
+            policy.throttle_factor
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn shared_error() -> shared::Error {
+        shared::Error::insecure(PathBuf::from("/x"), "test")
+    }
+
+    #[test]
+    fn an_accepted_code_is_pam_success() {
+        let r = Ok(Outcome::Accepted {
+            device: "phone".into(),
+            drift: 0,
+        });
+        assert_eq!(pam_code(&r), code::PAM_SUCCESS);
+    }
+
+    #[test]
+    fn a_wrong_replayed_or_malformed_code_is_pam_auth_err() {
+        for reason in [Rejection::Wrong, Rejection::Replayed, Rejection::Malformed] {
+            assert_eq!(pam_code(&Ok(Outcome::Rejected(reason))), code::PAM_AUTH_ERR);
+        }
+    }
+
+    #[test]
+    fn no_device_without_nullok_is_pam_auth_err() {
+        assert_eq!(pam_code(&Ok(Outcome::NotEnrolled)), code::PAM_AUTH_ERR);
+    }
+
+    #[test]
+    fn use_first_pass_without_a_token_is_pam_auth_err() {
+        assert_eq!(pam_code(&Ok(Outcome::NoToken)), code::PAM_AUTH_ERR);
+    }
+
+    #[test]
+    fn no_device_with_nullok_is_pam_ignore() {
+        assert_eq!(pam_code(&Ok(Outcome::Skipped)), code::PAM_IGNORE);
+    }
+
+    #[test]
+    fn every_device_throttled_is_pam_maxtries() {
+        let r = Ok(Outcome::Throttled {
+            until: Timestamp::from_secs(1),
+        });
+        assert_eq!(pam_code(&r), code::PAM_MAXTRIES);
+    }
+
+    #[test]
+    fn an_unknown_user_is_pam_user_unknown() {
+        assert_eq!(pam_code(&Ok(Outcome::UnknownUser)), code::PAM_USER_UNKNOWN);
+    }
+
+    #[test]
+    fn a_bad_argument_or_configuration_is_pam_service_err() {
+        assert_eq!(
+            pam_code(&Err(Error::Args("x".into()))),
+            code::PAM_SERVICE_ERR
+        );
+        assert_eq!(
+            pam_code(&Err(Error::Config(shared_error()))),
+            code::PAM_SERVICE_ERR
+        );
+    }
+
+    #[test]
+    fn an_unusable_device_file_is_pam_authinfo_unavail() {
+        assert_eq!(
+            pam_code(&Err(Error::Unavailable(shared_error()))),
+            code::PAM_AUTHINFO_UNAVAIL
+        );
+    }
+
+    #[test]
+    fn a_failing_libpam_call_passes_its_own_code_on() {
+        assert_eq!(
+            pam_code(&Err(Error::Pam("conversation", code::PAM_CONV_ERR))),
+            code::PAM_CONV_ERR
+        );
+    }
+}
