@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, renameat, Flock, FlockArg, OFlag};
 use nix::sys::stat::{fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
-use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
+use nix::unistd::{fsync, getpid, gettid, unlinkat, UnlinkatFlags};
 use zeroize::Zeroizing;
 
 use crate::config::PathTemplate;
@@ -96,9 +96,18 @@ impl FileSpec {
         }
     }
 
-    fn temp_name(&self, name: &OsString) -> OsString {
+    /// The temp file a writer builds the new content in. A lock holder
+    /// uses `.NAME.tmp`: the lock makes it the only writer, so whatever is
+    /// there was left by a crash. A creator (no file, so no lock to hold)
+    /// uses `.NAME.PID-TID.tmp`: concurrent creators must never share (and
+    /// so unlink or rename) each other's temp file, and a file with this
+    /// name can only be left over from a dead thread whose ids were reused.
+    fn temp_name(&self, name: &OsString, locked: bool) -> OsString {
         let mut t = OsString::from(".");
         t.push(name);
+        if !locked {
+            t.push(format!(".{}-{}", getpid(), gettid()));
+        }
         t.push(".tmp");
         t
     }
@@ -175,7 +184,7 @@ fn check_file(path: &Path, st: &FileStat, owner: u32) -> Result<()> {
             ),
         ));
     }
-    if st.st_nlink != 1 {
+    if st.st_nlink > 1 {
         return Err(Error::insecure(path, "has more than one hard link"));
     }
     if st.st_size < 0 || st.st_size as u64 > MAX_FILE_SIZE {
@@ -187,29 +196,44 @@ fn check_file(path: &Path, st: &FileStat, owner: u32) -> Result<()> {
     Ok(())
 }
 
+/// How often [`open_checked`] opens the name again after finding that the
+/// inode it got was replaced meanwhile, before giving up as busy.
+const STALE_RETRIES: u32 = 100;
+
 /// Opens the file relative to `dir` without following links, and checks it.
 /// `Ok(None)`: it does not exist.
 fn open_checked(spec: &FileSpec, dir: &Dir, name: &OsString) -> Result<Option<(File, FileStat)>> {
-    let fd = match openat(
-        &dir.fd,
-        name.as_os_str(),
-        OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY
-            | OFlag::O_NONBLOCK,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(Errno::ELOOP) => {
-            return Err(Error::insecure(&spec.path, "is a symbolic link"));
+    for _ in 0..STALE_RETRIES {
+        let fd = match openat(
+            &dir.fd,
+            name.as_os_str(),
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC
+                | OFlag::O_NOCTTY
+                | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => {
+                return Err(Error::insecure(&spec.path, "is a symbolic link"));
+            }
+            Err(e) => return Err(Error::io(&spec.path, "open", e.into())),
+        };
+        let st = fstat(&fd).map_err(|e| Error::io(&spec.path, "stat", e.into()))?;
+        if st.st_nlink == 0 {
+            // A writer renamed a new file over this one between our open and
+            // fstat: the inode we hold has no name left. That is the normal
+            // life of the file, not an insecure one; open the name again.
+            continue;
         }
-        Err(e) => return Err(Error::io(&spec.path, "open", e.into())),
-    };
-    let st = fstat(&fd).map_err(|e| Error::io(&spec.path, "stat", e.into()))?;
-    check_file(&spec.path, &st, spec.owner)?;
-    Ok(Some((File::from(fd), st)))
+        check_file(&spec.path, &st, spec.owner)?;
+        return Ok(Some((File::from(fd), st)));
+    }
+    Err(Error::Busy {
+        path: spec.path.clone(),
+    })
 }
 
 fn read_all(path: &Path, file: &mut File) -> Result<Zeroizing<Vec<u8>>> {
@@ -359,10 +383,10 @@ impl Locked {
     /// Durably replaces the file with `bytes` (already validated by the
     /// caller). On error the old file is untouched.
     pub fn replace_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let tmp = self.spec.temp_name(&self.name);
+        let tmp = self.spec.temp_name(&self.name, self.lock.is_some());
         let tmp_path = self.dir_path.join(&tmp);
-        // We hold the lock (or there is no file yet and O_EXCL below guards
-        // creation), so a temp file left by a crashed writer is stale.
+        // Nobody else writes this temp name (see `temp_name`), so a file
+        // there is stale.
         match unlinkat(&self.dir_fd, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(Error::io(&tmp_path, "remove stale temp file", e.into())),
