@@ -1,6 +1,7 @@
 //! The password database (reentrant lookups) and the file-system identity
 //! switch used to touch files in a user's home as that user.
 
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use nix::unistd::{setfsgid, setfsuid, Gid, Uid, User};
@@ -53,10 +54,16 @@ impl From<User> for UserInfo {
 /// While alive, this thread's file-system uid and gid are a user's, so the
 /// kernel checks file access as that user (root's file capabilities are
 /// dropped). Dropping it restores the previous identity.
+///
+/// The kernel keeps these ids per thread, so the guard is `!Send`: dropped
+/// on another thread it would "restore" that thread and leave this one
+/// acting as the user. (Threads started while it is alive inherit the
+/// user's ids.)
 #[derive(Debug)]
 pub struct ActAs {
     prev_uid: Uid,
     prev_gid: Gid,
+    _this_thread_only: PhantomData<*const ()>,
 }
 
 impl ActAs {
@@ -67,7 +74,11 @@ impl ActAs {
         // Group first: after giving up the uid we could no longer change it.
         let prev_gid = setfsgid(gid);
         let prev_uid = setfsuid(uid);
-        let guard = ActAs { prev_uid, prev_gid };
+        let guard = ActAs {
+            prev_uid,
+            prev_gid,
+            _this_thread_only: PhantomData,
+        };
         // A second call returns the current value without changing it.
         let now_uid = setfsuid(uid);
         let now_gid = setfsgid(gid);
