@@ -319,7 +319,7 @@ fn parse_device(f: &mut Fields<'_, '_>) -> Result<Device> {
             .parse()
             .map_err(|p: String| f.error_at("algorithm", Some(span), p))?,
     };
-    let digits = match f.int_incl("digits", 6, 8)? {
+    let digits = match f.int_incl("digits", i64::MIN, i64::MAX)? {
         None | Some(6) => 6,
         Some(8) => 8,
         Some(_) => {
