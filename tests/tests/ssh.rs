@@ -117,8 +117,10 @@ fn setup(case: &str, setup: &Setup, with_device: bool, extra_args: &[&str]) -> L
 
 /// The throttle message (PAM_ERROR_MSG) tells the user to wait, with a time.
 fn shows_wait_message(transcript: &str) -> bool {
-    let t = transcript.to_lowercase();
-    (t.contains("wait") || t.contains("try again")) && (t.contains("second") || t.contains(" s"))
+    // pam_totp's PAM_ERROR_MSG: "Too many failed verification codes; try
+    // again in N seconds."
+    transcript.contains("Too many failed verification codes; try again in ")
+        && transcript.contains(" second")
 }
 
 // --- key plus code ---------------------------------------------------------
@@ -130,6 +132,10 @@ fn a_key_and_the_correct_code_run_a_remote_command() {
     }
     let l = setup("key-ok", &Setup::KeyAndCode, true, &[]);
     let s = l.ssh(&[&l.code()]);
+    eprintln!(
+        "--- a successful login, as the user saw it:\n{}",
+        s.transcript
+    );
     assert!(l.logged_in(&s), "{}", l.explain(&s));
     assert_eq!(s.prompts, 1, "one prompt, for the code: {}", l.explain(&s));
     assert!(
@@ -152,6 +158,7 @@ fn a_key_and_a_wrong_code_are_denied() {
     }
     let l = setup("key-wrong", &Setup::KeyAndCode, true, &[]);
     let s = l.ssh(&[&l.wrong_code()]);
+    eprintln!("--- a refused login, as the user saw it:\n{}", s.transcript);
     assert!(!l.logged_in(&s), "{}", l.explain(&s));
     assert_eq!(s.exit, Some(255), "{}", l.explain(&s));
     assert!(
