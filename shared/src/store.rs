@@ -237,7 +237,9 @@ fn open_checked(spec: &FileSpec, dir: &Dir, name: &OsString) -> Result<Option<(F
 }
 
 fn read_all(path: &Path, file: &mut File) -> Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+    // Room for the whole cap up front: a growing Vec would copy the keys
+    // into a new allocation and free the old one without wiping it.
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_FILE_SIZE as usize + 1));
     Read::by_ref(file)
         .take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut buf)
