@@ -30,7 +30,6 @@ refused); 2 usage or configuration error.";
     name = "totp-enroll",
     version,
     after_help = MAIN_EXAMPLES,
-    args_conflicts_with_subcommands = true,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -170,7 +169,7 @@ Examples:
   totp-enroll completions fish > ~/.config/fish/completions/totp-enroll.fish";
 
 /// Parameters of a new device; unset ones come from the settings' `[enroll]`.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
 pub struct ParamArgs {
     /// Code length: 6 or 8
     #[arg(long, value_name = "N")]
@@ -190,7 +189,7 @@ pub struct ParamArgs {
 }
 
 /// What the `otpauth://` URL says besides the secret.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
 pub struct UrlArgs {
     /// Issuer shown by the app (empty = none; default: settings, else host name)
     #[arg(long, value_name = "TEXT")]
@@ -204,7 +203,7 @@ pub struct UrlArgs {
 }
 
 /// How to show the QR code.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
 pub struct QrArgs {
     /// Terminal QR code: utf8 half blocks, ansi background colours, or none
     #[arg(long, value_enum, value_name = "STYLE", default_value_t = QrStyle::Utf8)]
@@ -230,7 +229,7 @@ pub enum QrStyle {
 }
 
 /// Flags of `add`.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
 pub struct AddArgs {
     /// Device name, unique per user (default "default")
     #[arg(long, short = 'n', value_name = "NAME")]

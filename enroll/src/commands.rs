@@ -443,7 +443,7 @@ pub fn list(ctx: &Ctx) -> Result<()> {
             d.algorithm.name().into(),
             format!("{}/{}s", d.digits, d.step),
             d.last_used_at
-                .map_or_else(|| "never".into(), |t| t.to_string()),
+                .map_or_else(|| "never".into(), |t| whole_secs(t).to_string()),
             format!("{:+}", d.drift),
             status,
         ]);
@@ -507,7 +507,9 @@ pub fn show(ctx: &Ctx, a: &ShowArgs) -> Result<()> {
         ),
     });
     text.push_str(&match (d.last_used_at, s.seconds_since_last_use) {
-        (Some(t), Some(secs)) => format!("  last used:     {t} ({secs} s ago)\n"),
+        (Some(t), Some(secs)) => {
+            format!("  last used:     {} ({secs} s ago)\n", whole_secs(t))
+        }
         _ => "  last used:     never\n".to_owned(),
     });
     text.push_str(&match &s.throttled_until {
@@ -850,6 +852,11 @@ fn batch_one(
 }
 
 // ---------------------------------------------------------------- helpers
+
+/// An instant without its fraction, for people.
+fn whole_secs(t: Timestamp) -> Timestamp {
+    Timestamp::from_secs(t.secs_floor())
+}
 
 fn read_existing(ctx: &Ctx) -> Result<DeviceFile> {
     store::read(&ctx.spec)?.ok_or_else(|| no_file(ctx))

@@ -42,9 +42,11 @@ impl Ctx {
         })?;
         let user = match &common.user {
             None => caller,
-            Some(name) if !root && *name != caller.name => return Err(Error::Refused(format!(
+            Some(name) if !root && *name != caller.name => {
+                return Err(Error::Refused(format!(
                 "only root may manage another user's devices; drop `--user {name}` or run as root"
-            ))),
+            )))
+            }
             Some(name) => UserInfo::by_name(name)?.ok_or_else(|| {
                 Error::Usage(format!(
                     "unknown user `{name}`; check the name given to --user"

@@ -70,6 +70,14 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // `add`'s flags are accepted without a command (add is the default);
+    // with another command they would be silently ignored.
+    if cli.command.is_some() && cli.add != cli::AddArgs::default() {
+        return Err(Error::Usage(
+            "the flags of `add` go after `add` (or with no command); put the others after their command"
+                .into(),
+        ));
+    }
     let command = cli.command.unwrap_or(Command::Add(cli.add));
     match command {
         Command::Completions(a) => completions(a.shell),
