@@ -323,7 +323,8 @@ print(d["key_hex"], d["digits"], d["step"], d["t0"], d["algorithm"], d["toleranc
 		fail "$DEVICE_FILE is $(stat -c '%a %U' "$DEVICE_FILE"), not 600 $TEST_USER" || return 1
 	echo "created device '$DEVICE' in $DEVICE_FILE (600, owned by the user)"
 	# ...then confirm with the code the app would show now (from stdin).
-	code_at | (cd / && runuser -u "$TEST_USER" -- /usr/bin/totp-enroll confirm "$DEVICE" --json) 2>&1
+	# (its JSON holds the key: not printed)
+	code_at | (cd / && runuser -u "$TEST_USER" -- /usr/bin/totp-enroll confirm "$DEVICE" --json) >/dev/null
 	rc=${PIPESTATUS[1]}
 	[ "$rc" -eq 0 ] || fail "totp-enroll confirm $DEVICE with oathtool's current code exited $rc" || return 1
 	grep -qx 'confirmed = true' "$DEVICE_FILE" || fail "the device is not confirmed in $DEVICE_FILE" || return 1
@@ -398,7 +399,8 @@ c_purge() {
 	[ ${#leftover[@]} -eq 0 ] || fail "left behind: ${leftover[*]}" || return 1
 	echo "no file of $PKG left ($(wc -l <"$WORK/installed.list") paths checked)"
 	pam_stacks >"$WORK/pam.d.after"
-	diff "$WORK/pam.d.before" "$WORK/pam.d.after" || fail "/etc/pam.d differs from before the test" || return 1
+	diff "$WORK/pam.d.before" "$WORK/pam.d.after" ||
+		fail "/etc/pam.d differs from before the test (or another test changed it meanwhile)" || return 1
 	echo "/etc/pam.d is as before ($(wc -l <"$WORK/pam.d.after") files compared)"
 	if [ -d "$WORK/var-lib-pam.orig" ]; then
 		if diff -r "$WORK/var-lib-pam.orig" /var/lib/pam; then
