@@ -681,7 +681,12 @@ fn read_as_user(ctx: &Ctx, path: &Path) -> Result<String> {
         .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).bits())
         .open(path)
         .map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
+            if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+                Error::Refused(format!(
+                    "{}: is a symbolic link; name the file itself",
+                    path.display()
+                ))
+            } else if e.kind() == io::ErrorKind::NotFound {
                 Error::Refused(format!(
                     "{}: no such file; name the google-authenticator file to import",
                     path.display()

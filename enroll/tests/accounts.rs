@@ -1,0 +1,293 @@
+//! Who may manage whose devices, and what root leaves behind in a user's
+//! home: temporary accounts (`useradd -m`, removed with `userdel -r` by a
+//! Drop guard), the real binary run as root and as those accounts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{mode_owner, parse_devices, Env, TestUser};
+
+#[test]
+fn root_adding_for_a_user_creates_the_directory_0700_and_the_file_0600_owned_by_the_user() {
+    let Some(user) = TestUser::create("own") else {
+        return;
+    };
+    let env = Env::new();
+    let out = env
+        .enroll_nopath(
+            &[
+                "add",
+                "--user",
+                &user.name,
+                "--no-confirm",
+                "--json",
+                "--issuer",
+                "",
+            ],
+            "",
+        )
+        .expect(0);
+    let r = &out.json()[0];
+    assert_eq!(r["user"], user.name.as_str());
+    // The account name in the URL is the user's.
+    assert!(
+        r["config_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("otpauth://totp/{}?secret=", user.name)),
+        "{r}"
+    );
+    let dir = user.home.join(".config/pam_totp");
+    assert_eq!(mode_owner(&dir), (0o700, user.uid));
+    assert_eq!(mode_owner(&user.home.join(".config")).1, user.uid);
+    assert_eq!(mode_owner(&user.devices_path()), (0o600, user.uid));
+    let f = parse_devices(&user.devices_path());
+    assert_eq!(f.devices.len(), 1);
+    // The user can read and extend it themself.
+    let out = user
+        .enroll(&["list", "--config", env.config.to_str().unwrap()], "")
+        .expect(0);
+    assert!(out.stdout.contains("default"), "{}", out.stdout);
+}
+
+#[test]
+fn root_does_not_follow_a_users_symlink_out_of_their_home() {
+    let Some(user) = TestUser::create("sym") else {
+        return;
+    };
+    let env = Env::new();
+    let victim = env.path("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+    // The user plants a link where root would write.
+    let dir = user.home.join(".config/pam_totp");
+    fs::create_dir_all(&dir).unwrap();
+    for d in [user.home.join(".config"), dir.clone()] {
+        std::os::unix::fs::chown(&d, Some(user.uid), Some(user.gid)).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    std::os::unix::fs::symlink(&victim, user.devices_path()).unwrap();
+    env.enroll_nopath(
+        &["add", "--user", &user.name, "--no-confirm", "--qr", "none"],
+        "",
+    )
+    .one_line_error(1, "symbolic link");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn a_user_manages_their_own_devices_without_root() {
+    let Some(user) = TestUser::create("self") else {
+        return;
+    };
+    let env = Env::new();
+    let cfg = env.config.to_str().unwrap();
+    let out = user
+        .enroll(
+            &[
+                "add",
+                "--config",
+                cfg,
+                "--no-confirm",
+                "--qr",
+                "none",
+                "--name",
+                "phone",
+            ],
+            "",
+        )
+        .expect(0);
+    assert!(out.stdout.contains(&format!("for {}", user.name)));
+    assert_eq!(mode_owner(&user.devices_path()), (0o600, user.uid));
+    assert_eq!(
+        mode_owner(&user.home.join(".config/pam_totp")),
+        (0o700, user.uid)
+    );
+    // Naming themself with --user is fine.
+    user.enroll(&["list", "--config", cfg, "--user", &user.name], "")
+        .expect(0);
+    user.enroll(&["remove", "phone", "--config", cfg], "")
+        .expect(0);
+    assert!(parse_devices(&user.devices_path()).devices.is_empty());
+}
+
+#[test]
+fn a_user_cannot_manage_another_users_devices() {
+    let Some(alice) = TestUser::create("a") else {
+        return;
+    };
+    let Some(bob) = TestUser::create("b") else {
+        return;
+    };
+    let env = Env::new();
+    let cfg = env.config.to_str().unwrap();
+    env.enroll_nopath(
+        &["add", "--user", &bob.name, "--no-confirm", "--qr", "none"],
+        "",
+    )
+    .expect(0);
+    let before = fs::read(bob.devices_path()).unwrap();
+    for args in [
+        vec!["list", "--user", &bob.name],
+        vec!["add", "--user", &bob.name, "--no-confirm", "--name", "evil"],
+        vec!["remove", "default", "--user", &bob.name],
+        vec!["reset", "default", "--user", &bob.name],
+        vec!["show", "default", "--user", &bob.name],
+    ] {
+        let mut args = args;
+        args.extend(["--config", cfg]);
+        alice
+            .enroll(&args, "")
+            .one_line_error(1, "only root may manage another user's devices");
+    }
+    // Nor through --path.
+    let path = bob.devices_path();
+    alice
+        .enroll(
+            &["list", "--config", cfg, "--path", path.to_str().unwrap()],
+            "",
+        )
+        .expect(1);
+    assert_eq!(fs::read(bob.devices_path()).unwrap(), before);
+}
+
+#[test]
+fn batch_is_refused_for_non_root() {
+    let Some(user) = TestUser::create("nb") else {
+        return;
+    };
+    let env = Env::new();
+    user.enroll(
+        &[
+            "batch",
+            "--users",
+            &user.name,
+            "--config",
+            env.config.to_str().unwrap(),
+        ],
+        "",
+    )
+    .one_line_error(1, "run it as root");
+    assert!(!user.devices_path().exists());
+}
+
+#[test]
+fn batch_creates_a_device_per_user_and_reports_unknown_users() {
+    let Some(u1) = TestUser::create("x") else {
+        return;
+    };
+    let Some(u2) = TestUser::create("y") else {
+        return;
+    };
+    let env = Env::with_config("issuer = \"Corp\"\n");
+    let users = format!("{},no-such-user-here,{}", u1.name, u2.name);
+    let out = env.enroll_nopath(&["batch", "--users", &users, "--digits", "8"], "");
+    let out = out.one_line_error(1, "1 of 3 users got no device");
+    let records = out.json();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[1]["user"], "no-such-user-here");
+    assert!(records[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown user"));
+    for (r, u) in [(&records[0], &u1), (&records[2], &u2)] {
+        assert_eq!(r["user"], u.name.as_str());
+        assert_eq!(r["digits"], 8);
+        assert_eq!(r["confirmed"], false);
+        let url = r["config_url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("otpauth://totp/Corp%3A{}?secret=", u.name)),
+            "{url}"
+        );
+        let d = parse_devices(&u.devices_path()).devices.remove(0);
+        assert_eq!(r["key_hex"], d.key.to_hex().as_str());
+        assert_eq!(mode_owner(&u.devices_path()), (0o600, u.uid));
+    }
+    // Again: each user already has the device; reported, not fatal, files kept.
+    let before = fs::read(u1.devices_path()).unwrap();
+    let out = env.enroll_nopath(
+        &[
+            "batch",
+            "--users",
+            &u1.name,
+            "--confirmed",
+            "--name",
+            "second",
+        ],
+        "",
+    );
+    out.expect(0);
+    let out = env.enroll_nopath(
+        &[
+            "batch",
+            "--users",
+            &format!("{},{}", u1.name, u2.name),
+            "--name",
+            "second",
+        ],
+        "",
+    );
+    let out = out.one_line_error(1, "1 of 2 users");
+    assert!(out.json()[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("exists already"));
+    assert_eq!(out.json()[1]["confirmed"], false);
+    let f = parse_devices(&u1.devices_path());
+    assert!(f.find("second").unwrap().confirmed, "--confirmed");
+    assert_ne!(fs::read(u1.devices_path()).unwrap(), before);
+}
+
+#[test]
+fn batch_reads_user_names_from_stdin() {
+    let Some(u) = TestUser::create("stdin") else {
+        return;
+    };
+    let env = Env::new();
+    let out = env
+        .enroll_nopath(
+            &["batch", "--users-from", "-"],
+            &format!("# users\n{}\n\n", u.name),
+        )
+        .expect(0);
+    assert_eq!(out.json().len(), 1);
+    assert!(u.devices_path().exists());
+    env.enroll_nopath(&["batch", "--users-from", "-", "--path", "/tmp/x.toml"], "")
+        .one_line_error(2, "--path");
+}
+
+#[test]
+fn root_imports_a_users_google_authenticator_file_as_that_user() {
+    let Some(user) = TestUser::create("ga") else {
+        return;
+    };
+    let env = Env::new();
+    let ga = user.home.join(".google_authenticator");
+    let status = std::process::Command::new("google-authenticator")
+        .args([
+            "-t", "-d", "-f", "-r", "3", "-R", "30", "-w", "5", "-Q", "NONE", "-q", "-s",
+        ])
+        .arg(&ga)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::chown(&ga, Some(user.uid), Some(user.gid)).unwrap();
+    let out = env
+        .enroll_nopath(&["import-google-authenticator", "--user", &user.name], "")
+        .expect(0);
+    assert!(
+        out.stdout.contains("tolerance ±2 (WINDOW_SIZE 5)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(mode_owner(&user.devices_path()), (0o600, user.uid));
+    let d = parse_devices(&user.devices_path()).devices.remove(0);
+    let secret = fs::read_to_string(&ga).unwrap();
+    assert_eq!(
+        d.key,
+        shared::Secret::from_base32(secret.lines().next().unwrap()).unwrap()
+    );
+}
