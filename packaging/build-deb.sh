@@ -13,6 +13,7 @@ command -v cargo-deb >/dev/null 2>&1 || {
 
 "$REPO_ROOT/packaging/build-man.sh" >/dev/null
 build_release
+build_completions
 # The release build above is the one packaged: no second build by cargo-deb.
 # --multiarch=foreign installs the module in /usr/lib/<triple>/security.
 SOURCE_DATE_EPOCH=$(source_date_epoch) \

@@ -27,6 +27,7 @@ fi
 
 "$REPO_ROOT/packaging/build-man.sh" >/dev/null
 build_release
+build_completions
 
 target=$(target_dir)
 top=$(mktemp -d "${TMPDIR:-/tmp}/pam-totp-rpm.XXXXXX")
@@ -48,6 +49,7 @@ SOURCE_DATE_EPOCH=$epoch rpmbuild -bb --nodeps --quiet \
 	--define "__brp_compress /bin/bash /usr/lib/rpm/brp-compress %{?_prefix}" \
 	--define "prebuilt_dir $target/release" \
 	--define "prebuilt_man $REPO_ROOT/packaging/build/man" \
+	--define "prebuilt_completions $REPO_ROOT/packaging/build/completions" \
 	"$spec"
 
 mkdir -p "$target/rpm"

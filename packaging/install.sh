@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Source install of pam-totp ("make install"): the module, totp-enroll, the
-# man pages, the example configuration and examples.
+# man pages, shell completions, the example configuration and examples.
 #
 #   make install                       # as root, into / with PREFIX=/usr
 #   make install DESTDIR=/tmp/stage PREFIX=/usr/local
@@ -58,6 +58,7 @@ fi
 
 target=$(target_dir)
 man=$REPO_ROOT/packaging/build/man
+completions=$REPO_ROOT/packaging/build/completions
 docdir=$PREFIX/share/doc/pam-totp
 # pam-auth-update reads profiles only from /usr/share/pam-configs (Debian).
 pamconfigs=/usr/share/pam-configs
@@ -69,7 +70,10 @@ manifest() {
 		"$PREFIX/bin/totp-enroll" "$target/release/totp-enroll" 0755 \
 		"$PREFIX/share/man/man8/pam_totp.8" "$man/pam_totp.8" 0644 \
 		"$PREFIX/share/man/man1/totp-enroll.1" "$man/totp-enroll.1" 0644 \
-		"$PREFIX/share/man/man5/pam_totp.toml.5" "$man/pam_totp.toml.5" 0644
+		"$PREFIX/share/man/man5/pam_totp.toml.5" "$man/pam_totp.toml.5" 0644 \
+		"$PREFIX/share/bash-completion/completions/totp-enroll" "$completions/totp-enroll" 0644 \
+		"$PREFIX/share/zsh/site-functions/_totp-enroll" "$completions/_totp-enroll" 0644 \
+		"$PREFIX/share/fish/vendor_completions.d/totp-enroll.fish" "$completions/totp-enroll.fish" 0644
 	local f
 	for f in packaging/examples/*; do
 		printf '%s\t%s\t%s\n' "$docdir/examples/$(basename "$f")" "$REPO_ROOT/$f" 0644
@@ -101,6 +105,11 @@ fi
 # the artefacts a "make release" left.
 if command -v cargo >/dev/null 2>&1; then
 	build_release >&2
+fi
+if [ -x "$target/release/totp-enroll" ]; then
+	build_completions
+fi
+if command -v go-md2man >/dev/null 2>&1; then
 	"$REPO_ROOT/packaging/build-man.sh" >/dev/null
 fi
 manifest | while IFS=$'\t' read -r dest src perm; do

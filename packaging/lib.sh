@@ -36,3 +36,15 @@ source_date_epoch() {
 build_release() {
 	(cd "$REPO_ROOT" && cargo build --release --locked -p pam_totp -p totp-enroll)
 }
+
+# Shell completion scripts from the release totp-enroll, into
+# packaging/build/completions: totp-enroll (bash), _totp-enroll (zsh),
+# totp-enroll.fish. Generated from the CLI definition, so they never lag it.
+build_completions() {
+	local bin out=$REPO_ROOT/packaging/build/completions
+	bin=$(target_dir)/release/totp-enroll
+	mkdir -p "$out"
+	"$bin" completions bash >"$out/totp-enroll" &&
+		"$bin" completions zsh >"$out/_totp-enroll" &&
+		"$bin" completions fish >"$out/totp-enroll.fish"
+}

@@ -152,7 +152,10 @@ c_deb_builds() {
 		/usr/share/doc/$PKG/examples/pam.d-sshd /usr/share/doc/$PKG/examples/pam.d-sudo \
 		/usr/share/doc/$PKG/examples/sshd_config.d-totp.conf \
 		/usr/share/doc/$PKG/examples/central-mode.md \
-		/usr/share/lintian/overrides/$PKG; do
+		/usr/share/lintian/overrides/$PKG \
+		/usr/share/bash-completion/completions/totp-enroll \
+		/usr/share/zsh/vendor-completions/_totp-enroll \
+		/usr/share/fish/vendor_completions.d/totp-enroll.fish; do
 		grep -qxF "$want" "$WORK/deb.files" || fail "missing from the package: $want" || return 1
 	done
 	dpkg-deb -f "$DEB" Package Version Architecture Multi-Arch Depends | sed 's/^/control: /'
@@ -240,7 +243,8 @@ c_rpm() {
 	list=$(rpm -qlp "$rpm" 2>/dev/null) || fail "rpm -qlp $rpm failed" || return 1
 	for want in /usr/lib64/security/pam_totp.so /usr/bin/totp-enroll \
 		/usr/share/man/man8/pam_totp.8.gz /usr/share/man/man1/totp-enroll.1.gz \
-		/usr/share/man/man5/pam_totp.toml.5.gz "$CONF"; do
+		/usr/share/man/man5/pam_totp.toml.5.gz "$CONF" \
+		/usr/share/bash-completion/completions/totp-enroll; do
 		grep -qxF "$want" <<<"$list" || fail "rpm -qlp does not list $want" || return 1
 		echo "rpm -qlp: $want"
 	done
