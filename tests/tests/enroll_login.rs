@@ -1,0 +1,240 @@
+//! A device made by `totp-enroll` is accepted by `pam_totp.so` at login,
+//! through real libpam (pam_wrapper + pamtester): the two programs agree on
+//! the file, the key, the parameters and the replay state, because both are
+//! built on `shared`.
+//!
+//! The binary is the `totp-enroll` of the target directory these tests were
+//! built in (`cargo build -p totp-enroll` first, cheap when up to date), or
+//! `TOTP_ENROLL=/abs/path/totp-enroll` to test another build.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use pam_totp_tests::pam::{
+    code_at, module, target_dir, workspace_root, DeviceDir, PamResult, Pamtester, Services,
+};
+use pam_totp_tests::sys::{skip_unless_root, TestUser};
+use shared::device::Device;
+use shared::Timestamp;
+
+/// The totp-enroll binary, built once per test process.
+fn enroll_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("TOTP_ENROLL") {
+            return PathBuf::from(p);
+        }
+        let target = target_dir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let profile = exe
+            .ancestors()
+            .nth(2)
+            .and_then(Path::file_name)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "totp-enroll"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(workspace_root());
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "cargo build -p totp-enroll: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join(profile).join("totp-enroll")
+    })
+    .clone()
+}
+
+/// Runs totp-enroll with `stdin`; returns stdout, asserting success.
+fn enroll(args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(enroll_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "totp-enroll {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line.trim()).unwrap()
+}
+
+/// An empty settings file (defaults) owned by root, for `--config`.
+fn empty_settings(dir: &Path) -> PathBuf {
+    let path = dir.join("enroll-settings.toml");
+    fs::write(&path, "").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+/// The device as the JSON of `add --json` describes it.
+fn device_of(record: &serde_json::Value) -> Device {
+    let mut d = Device::new(
+        record["device_name"].as_str().unwrap(),
+        shared::Secret::from_hex(record["key_hex"].as_str().unwrap()).unwrap(),
+        &shared::device::Params {
+            algorithm: record["algorithm"].as_str().unwrap().parse().unwrap(),
+            digits: record["digits"].as_u64().unwrap() as u32,
+            step: record["step"].as_u64().unwrap() as u32,
+            t0: record["t0"].as_i64().unwrap(),
+            tolerance: record["tolerance"].as_u64().unwrap() as u32,
+        },
+        Timestamp::now(),
+    );
+    d.confirmed = true;
+    d
+}
+
+#[test]
+fn a_device_enrolled_and_confirmed_with_totp_enroll_logs_in_through_libpam() {
+    if !skip_unless_root("a_device_enrolled_and_confirmed_with_totp_enroll_logs_in") {
+        return;
+    }
+    let services = Services::new().unwrap();
+    let devices = DeviceDir::new().unwrap();
+    let settings = empty_settings(devices.dir());
+    let file = devices.file("root");
+    let (file_s, settings_s) = (file.to_str().unwrap(), settings.to_str().unwrap());
+    services
+        .probe(
+            "totp",
+            &module().unwrap(),
+            &format!("{} config={}", devices.path_arg(), settings.display()),
+        )
+        .unwrap();
+
+    let out = enroll(
+        &[
+            "add",
+            "--json",
+            "--no-confirm",
+            "--path",
+            file_s,
+            "--config",
+            settings_s,
+            "--algorithm",
+            "SHA256",
+            "--digits",
+            "8",
+        ],
+        "",
+    );
+    let record = json(&out);
+    let d = device_of(&record);
+    let now = Timestamp::now().secs_floor();
+
+    // Unconfirmed: the module does not accept it.
+    let run = Pamtester::new(&services, "totp", "root")
+        .answers(&[&code_at(&d, now)])
+        .run()
+        .unwrap();
+    assert_eq!(run.result, PamResult::AuthErr, "{run}");
+    assert!(!devices.read("root").unwrap().devices[0].confirmed);
+    // Confirmed with the app's current code, under the module's rules.
+    let now = Timestamp::now().secs_floor();
+    let confirmed = json(&enroll(
+        &[
+            "confirm", "default", "--json", "--path", file_s, "--config", settings_s,
+        ],
+        &format!("{}\n", code_at(&d, now)),
+    ));
+    assert_eq!(confirmed["confirmed"], true);
+
+    // The next step's code logs in (tolerance 1) ...
+    let next = code_at(&d, now + 30);
+    let run = Pamtester::new(&services, "totp", "root")
+        .answers(&[&next])
+        .run()
+        .unwrap();
+    assert_eq!(run.result, PamResult::Success, "{run}");
+    // ... once: the module and totp-enroll share the replay state.
+    let run = Pamtester::new(&services, "totp", "root")
+        .answers(&[&next])
+        .run()
+        .unwrap();
+    assert_eq!(run.result, PamResult::AuthErr, "{run}");
+    let state = devices.read("root").unwrap();
+    assert!(state.devices[0].confirmed);
+    assert!(state.devices[0].last_t > now / 30);
+}
+
+#[test]
+fn root_enrolls_a_user_and_the_user_logs_in_with_the_file_in_their_home() {
+    if !skip_unless_root("root_enrolls_a_user_and_the_user_logs_in") {
+        return;
+    }
+    let user = TestUser::create("pamtotp-enr1").unwrap();
+    let services = Services::new().unwrap();
+    let settings = empty_settings(services.dir());
+    services
+        .probe(
+            "totp",
+            &module().unwrap(),
+            &format!("config={}", settings.display()),
+        )
+        .unwrap();
+    // Root makes the device in the user's home, confirmed from the start
+    // (batch --confirmed: root hands the secret over).
+    let out = enroll(
+        &[
+            "batch",
+            "--users",
+            &user.name,
+            "--confirmed",
+            "--config",
+            settings.to_str().unwrap(),
+        ],
+        "",
+    );
+    let d = device_of(&json(&out));
+    let now = Timestamp::now().secs_floor();
+    let run = Pamtester::new(&services, "totp", &user.name)
+        .answers(&[&code_at(&d, now)])
+        .run()
+        .unwrap();
+    assert_eq!(run.result, PamResult::Success, "{run}");
+    // The module updated the file the user owns, and it is still theirs.
+    let path = user.home.join(".config/pam_totp/devices.toml");
+    let meta = fs::metadata(&path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, user.uid));
+    let listed = enroll(
+        &[
+            "list",
+            "--json",
+            "--user",
+            &user.name,
+            "--config",
+            settings.to_str().unwrap(),
+        ],
+        "",
+    );
+    let r = json(&listed);
+    assert_eq!(r["last_t"].as_i64().unwrap(), now / 30);
+}
