@@ -405,6 +405,43 @@ impl TestUser {
         let path = self.devices_path();
         fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
     }
+
+    /// How many seconds from now the (single) device stays blocked, from the
+    /// state the module saved: `2^(count-1) * throttle_factor` after the
+    /// last failure (DESIGN §4, default factor 1). 0 when not blocked.
+    pub fn throttle_remaining(&self) -> Result<f64> {
+        let text = self.read_devices()?;
+        let field = |key: &str| {
+            text.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix(key)
+                    .map(|v| v.trim_start().trim_start_matches('=').trim().to_owned())
+            })
+        };
+        let count: i32 = match field("throttling_failure_count") {
+            Some(v) => v
+                .parse()
+                .map_err(|e| format!("throttling_failure_count {v}: {e}"))?,
+            None => 0,
+        };
+        let Some(stamp) = field("throttling_failure_timestamp") else {
+            return Ok(0.0);
+        };
+        if count <= 0 {
+            return Ok(0.0);
+        }
+        let out = run(Command::new("date").args(["-u", "-d", &stamp, "+%s.%N"]))?;
+        let failed_at: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|e| format!("date of {stamp}: {e}"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| format!("clock: {e}"))?
+            .as_secs_f64();
+        let block = 2f64.powi(count - 1);
+        Ok((failed_at + block - now).max(0.0))
+    }
 }
 
 impl Drop for TestUser {

@@ -205,34 +205,60 @@ fn after_repeated_failures_the_next_attempt_is_throttled_with_a_wait_message() {
     let l = setup("key-throttle", &Setup::KeyAndCode, true, &[]);
     let started = Instant::now();
     let mut failures = 0;
-    let throttled = loop {
+    loop {
         let s = l.ssh(&[&l.wrong_code()]);
         assert!(!l.logged_in(&s), "{}", l.explain(&s));
-        if s.prompts == 0 {
-            break s;
-        }
-        failures += 1;
         assert!(
-            failures < 6 && started.elapsed() < Duration::from_secs(40),
-            "never throttled after {failures} failures: {}",
+            failures < 8 && started.elapsed() < Duration::from_secs(60),
+            "never throttled for long after {failures} failures: {}",
             l.explain(&s)
         );
-    };
-    assert!(
-        failures >= 1,
-        "throttled before any failure: {}",
-        l.explain(&throttled)
-    );
-    assert!(
-        shows_wait_message(&throttled.transcript),
-        "no wait message: {}",
-        l.explain(&throttled)
-    );
-    // While blocked, even the correct code does not get in: no prompt at all.
+        if s.prompts == 1 {
+            failures += 1;
+            continue;
+        }
+        // Throttled: no prompt, the wait message instead.
+        assert_eq!(s.prompts, 0, "{}", l.explain(&s));
+        assert!(
+            failures >= 1,
+            "throttled before any failure: {}",
+            l.explain(&s)
+        );
+        assert!(
+            shows_wait_message(&s.transcript),
+            "no wait message: {}",
+            l.explain(&s)
+        );
+        eprintln!(
+            "--- a throttled login after {failures} failures, as the user saw it:\n{}",
+            s.transcript
+        );
+        // Long enough left for one more login? Otherwise let the block run
+        // out: the next failure doubles it.
+        let remaining = l.user.throttle_remaining().unwrap();
+        if remaining > 3.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs_f64(remaining + 0.2));
+    }
+    // While blocked, even the correct code does not get in: no prompt at
+    // all, and the attempt changes nothing.
+    let state = l.user.read_devices().unwrap();
     let s = l.ssh(&[&l.code()]);
     assert!(!l.logged_in(&s), "{}", l.explain(&s));
     assert_eq!(s.prompts, 0, "prompted while throttled: {}", l.explain(&s));
     assert!(shows_wait_message(&s.transcript), "{}", l.explain(&s));
+    assert_eq!(
+        l.user.read_devices().unwrap(),
+        state,
+        "a throttled attempt changed the state"
+    );
+    // Once the block has run out, the correct code gets in again.
+    std::thread::sleep(Duration::from_secs_f64(
+        l.user.throttle_remaining().unwrap() + 0.2,
+    ));
+    let s = l.ssh(&[&l.code()]);
+    assert!(l.logged_in(&s), "after the block: {}", l.explain(&s));
 }
 
 #[test]
