@@ -264,7 +264,7 @@ pub fn confirm(ctx: &Ctx, a: &ConfirmArgs) -> Result<()> {
     let device = find(ctx, &file, &a.name)?;
     if device.confirmed {
         if ctx.json {
-            return print_device_json(ctx, device, None, None);
+            return print_device_json(ctx, device, None, Some(Timestamp::now()));
         }
         return print(&format!("Device `{}` is confirmed already.\n", a.name));
     }
@@ -277,7 +277,8 @@ pub fn confirm(ctx: &Ctx, a: &ConfirmArgs) -> Result<()> {
     }
     let device = confirm_loop(ctx, &a.name, interactive)?;
     if ctx.json {
-        return print_device_json(ctx, &device, None, None);
+        // The state, not the secret: confirming is not a setup step.
+        return print_device_json(ctx, &device, None, Some(Timestamp::now()));
     }
     print(&format!("Device `{}` is confirmed.\n", a.name))
 }
@@ -886,8 +887,8 @@ fn no_device(ctx: &Ctx, name: &str) -> Error {
     ))
 }
 
-/// Prints the JSON record of `d`; `url` given = include the secret fields;
-/// `now` given = include the state.
+/// Prints the JSON record of `d`: with `url`, the setup fields (URL and
+/// secret); with `now`, the verification state. Without `url`, no secret.
 fn print_device_json(
     ctx: &Ctx,
     d: &Device,
@@ -896,23 +897,8 @@ fn print_device_json(
 ) -> Result<()> {
     let b32 = d.key.to_base32();
     let hex = d.key.to_hex();
-    let url_owned;
-    let (url, secrets) = match url {
-        Some(u) => (Some(u), Some((&*b32, &*hex))),
-        None if now.is_none() => {
-            // add/confirm without state: still the setup record.
-            url_owned = ctx.url(d, &Default::default());
-            (Some(url_owned.as_str()), Some((&*b32, &*hex)))
-        }
-        None => (None, None),
-    };
-    print_json(&device_json(
-        ctx,
-        d,
-        url,
-        secrets.map(|(a, b)| (a.as_str(), b.as_str())),
-        now,
-    ))
+    let secrets = url.map(|_| (b32.as_str(), hex.as_str()));
+    print_json(&device_json(ctx, d, url, secrets, now))
 }
 
 fn device_json<'a>(

@@ -721,6 +721,11 @@ fn confirm_json_reads_the_code_from_stdin_without_a_prompt() {
     let r = &out.json()[0];
     assert_eq!(r["confirmed"], true);
     assert_eq!(r["device_name"], "default");
+    assert!(r["last_t"].as_i64().unwrap() > 0);
+    assert!(
+        r.get("key_hex").is_none() && r.get("secret_base32").is_none(),
+        "{r}"
+    );
 }
 
 #[test]
@@ -1121,4 +1126,31 @@ fn the_device_file_written_is_the_canonical_format_shared_reads() {
     assert!(text.starts_with("# pam-totp devices for root."));
     let parsed = parse_devices(&env.devices);
     assert_eq!(parsed.to_toml("root"), text);
+}
+
+#[test]
+fn on_a_terminal_the_utf8_qr_is_drawn_black_on_white_unless_no_color() {
+    // `script` gives the binary a pseudo-terminal as stdout.
+    let env = Env::new();
+    let cmd = format!(
+        "{} add --no-confirm --qr utf8 --config {} --path {}",
+        common::bin(),
+        env.config.display(),
+        env.devices.display()
+    );
+    let tty = |no_color: bool| -> String {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let _ = fs::remove_file(&env.devices);
+        common::run(c, "").expect(0).stdout
+    };
+    let coloured = tty(false);
+    assert!(coloured.contains("\x1b[30;107m"), "{coloured:?}");
+    assert!(coloured.contains('▀'));
+    let plain = tty(true);
+    assert!(!plain.contains("\x1b["), "{plain:?}");
+    assert!(plain.contains('▀'));
 }
