@@ -362,8 +362,30 @@ c_login() {
 	rm -f "/etc/pam.d/$SERVICE"
 }
 
+c_conffile() {
+	needs enroll || return 1
+	local f=$WORK/pam_totp.uncommented.toml rc n
+	# Uncomment every setting of the shipped conffile: its defaults must be
+	# valid settings, as the installed tools read them.
+	sed -e 's/^#\([a-z_]\{1,\} = \)/\1/' -e 's/^#\(\[enroll\]\)$/\1/' "$CONF" >"$f"
+	chmod 600 "$f"
+	n=$(grep -c '^[a-z_]* = ' "$f")
+	[ "$n" -eq 9 ] || fail "expected 9 settings after uncommenting $CONF, found $n" || return 1
+	/usr/bin/totp-enroll --config "$f" --user "$TEST_USER" list >/dev/null
+	rc=$?
+	[ $rc -eq 0 ] || fail "the installed totp-enroll refuses the uncommented $CONF (exit $rc)" || return 1
+	echo "all $n settings of $CONF, uncommented, are accepted by the installed totp-enroll"
+	# And a misspelt key is refused (exit 2), so this check can fail.
+	printf 'syncc = true\n' >"$f"
+	/usr/bin/totp-enroll --config "$f" --user "$TEST_USER" list >/dev/null 2>&1
+	rc=$?
+	[ $rc -eq 2 ] || fail "a misspelt setting was not refused with exit 2 (exit $rc)" || return 1
+	echo "a misspelt setting is refused (exit 2)"
+}
+
 c_pam_auth_update() {
 	needs dpkg_install || return 1
+	local pw last_t code rc n
 	cp -a /etc/pam.d/common-auth "$WORK/common-auth.before"
 	pam-auth-update --enable totp || fail "pam-auth-update --enable totp failed" || return 1
 	grep -E '^auth[[:space:]]+required[[:space:]]+pam_totp\.so' /etc/pam.d/common-auth ||
@@ -371,10 +393,35 @@ c_pam_auth_update() {
 	# After pam_permit.so: the additional block, a second factor.
 	awk '/pam_permit\.so/ { p = NR } /pam_totp\.so/ { t = NR } END { exit !(p && t > p) }' \
 		/etc/pam.d/common-auth || fail "pam_totp.so is not in the additional block" || return 1
+	echo "enable added it after pam_permit.so"
+	# With the profile on, a service that includes common-auth asks for the
+	# password, then the code (the enrolled user from the checks above).
+	if [ -n "${ok[login]:-}" ]; then
+		pw=$(head -c 12 /dev/urandom | base64)
+		printf '%s:%s\n' "$TEST_USER" "$pw" | chpasswd || return 1
+		printf '%s\n' '# Temporary service of packaging/test-packaging.sh' \
+			'@include common-auth' 'account  required  pam_permit.so' >"/etc/pam.d/$SERVICE"
+		last_t=$(sed -n 's/^last_t *= *\([0-9]\{1,\}\).*/\1/p' "$DEVICE_FILE")
+		code=$(code_at $((last_t + 1)))
+		# The replayed code of the login check counts as a failure: wait out
+		# the back-off (throttle_factor 1: 2^(failures-1) seconds).
+		n=$(sed -n 's/^throttling_failure_count *= *\([0-9]\{1,\}\).*/\1/p' "$DEVICE_FILE")
+		if [ "${n:-0}" -gt 0 ]; then
+			echo "waiting $((1 << (n - 1))) s for the back-off of $n failure(s)"
+			sleep $(((1 << (n - 1)) + 1))
+		fi
+		printf '%s\n%s\n' "$pw" "$code" | pamtester "$SERVICE" "$TEST_USER" authenticate 2>&1
+		rc=${PIPESTATUS[1]}
+		rm -f "/etc/pam.d/$SERVICE"
+		[ "$rc" -eq 0 ] || fail "password + code through common-auth failed (pamtester exit $rc)" || return 1
+		echo "password, then code, through common-auth: accepted"
+	else
+		echo "(login through common-auth not tried: the login check failed)"
+	fi
 	pam-auth-update --disable totp || fail "pam-auth-update --disable totp failed" || return 1
 	cmp "$WORK/common-auth.before" /etc/pam.d/common-auth ||
 		fail "common-auth differs after --enable then --disable" || return 1
-	echo "enable added it after pam_permit.so; disable left common-auth byte-identical"
+	echo "disable left common-auth byte-identical"
 }
 
 c_purge() {
@@ -429,6 +476,7 @@ check make_install "make install DESTDIR PREFIX stages into the distro's PAM dir
 check dpkg_install "dpkg -i installs the package and registers the pam-auth-update profile without enabling it" c_dpkg_install
 check enroll "the installed totp-enroll --json --no-confirm, then confirm, enrols a new user" c_enroll
 check login "pamtester logs in through the installed pam_totp.so (bare name) with oathtool's code and refuses its replay" c_login
+check conffile "the shipped $CONF holds every setting at a default the installed totp-enroll accepts" c_conffile
 check pam_auth_update "pam-auth-update --enable totp then --disable totp leaves /etc/pam.d/common-auth byte-identical" c_pam_auth_update
 check purge "dpkg --purge leaves no file of the package and /etc/pam.d as it was" c_purge
 
