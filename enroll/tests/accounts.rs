@@ -184,7 +184,18 @@ fn batch_creates_a_device_per_user_and_reports_unknown_users() {
     };
     let env = Env::with_config("issuer = \"Corp\"\n");
     let users = format!("{},no-such-user-here,{}", u1.name, u2.name);
-    let out = env.enroll_nopath(&["batch", "--users", &users, "--digits", "8"], "");
+    let out = env.enroll_nopath(
+        &[
+            "batch",
+            "--users",
+            &users,
+            "--digits",
+            "8",
+            "--image",
+            "https://i.example/l.png",
+        ],
+        "",
+    );
     let out = out.one_line_error(1, "1 of 3 users got no device");
     let records = out.json();
     assert_eq!(records.len(), 3);
@@ -202,6 +213,10 @@ fn batch_creates_a_device_per_user_and_reports_unknown_users() {
             url.starts_with(&format!("otpauth://totp/Corp%3A{}?secret=", u.name)),
             "{url}"
         );
+        assert!(
+            url.ends_with("&digits=8&period=30&issuer=Corp&image=https://i.example/l.png"),
+            "{url}"
+        );
         let d = parse_devices(&u.devices_path()).devices.remove(0);
         assert_eq!(r["key_hex"], d.key.to_hex().as_str());
         assert_eq!(mode_owner(&u.devices_path()), (0o600, u.uid));
@@ -216,10 +231,19 @@ fn batch_creates_a_device_per_user_and_reports_unknown_users() {
             "--confirmed",
             "--name",
             "second",
+            "--issuer",
+            "",
         ],
         "",
     );
-    out.expect(0);
+    let url = out.expect(0).json()[0]["config_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        url.starts_with(&format!("otpauth://totp/{}?", u1.name)) && !url.contains("issuer"),
+        "{url}"
+    );
     let out = env.enroll_nopath(
         &[
             "batch",
@@ -290,4 +314,37 @@ fn root_imports_a_users_google_authenticator_file_as_that_user() {
         d.key,
         shared::Secret::from_base32(secret.lines().next().unwrap()).unwrap()
     );
+}
+
+#[test]
+fn root_with_a_path_inside_the_users_home_writes_as_the_user() {
+    let Some(user) = TestUser::create("path") else {
+        return;
+    };
+    let env = Env::new();
+    let path = user.home.join("totp/devices.toml");
+    env.enroll_nopath(
+        &[
+            "add",
+            "--user",
+            &user.name,
+            "--path",
+            path.to_str().unwrap(),
+            "--no-confirm",
+            "--qr",
+            "none",
+        ],
+        "",
+    )
+    .expect(0);
+    assert_eq!(mode_owner(&user.home.join("totp")), (0o700, user.uid));
+    assert_eq!(mode_owner(&path), (0o600, user.uid));
+    // Root's own device file may not live in someone else's directory.
+    let other = user.home.join("totp/root.toml");
+    env.enroll_nopath(
+        &["add", "--path", other.to_str().unwrap(), "--no-confirm"],
+        "",
+    )
+    .one_line_error(1, "not by the user or root");
+    assert!(!other.exists());
 }
