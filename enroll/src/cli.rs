@@ -48,16 +48,32 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct Common {
     /// Manage this user's devices (root only; others may name only themselves)
-    #[arg(long, short = 'u', value_name = "USER", global = true)]
+    #[arg(
+        long,
+        short = 'u',
+        value_name = "USER",
+        global = true,
+        help_heading = "Common options"
+    )]
     pub user: Option<String>,
     /// Use this device file instead of the one the settings' `path` names
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        help_heading = "Common options"
+    )]
     pub path: Option<PathBuf>,
     /// Read settings from FILE (default /etc/security/pam_totp.toml; must be owned by root)
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        help_heading = "Common options"
+    )]
     pub config: Option<PathBuf>,
     /// Machine-readable output: one JSON object per line; never prompts
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Common options")]
     pub json: bool,
 }
 
@@ -155,7 +171,7 @@ The device is saved confirmed: its secret is already in use for logins.";
 const BATCH_EXAMPLES: &str = "\
 Examples:
   totp-enroll batch --users alice,bob,carol > secrets.jsonl
-  getent passwd | cut -d: -f1 | totp-enroll batch --users-from - --confirmed
+  getent group staff | cut -d: -f4 | tr , '\\n' | totp-enroll batch --users-from - --confirmed
 
 One JSON object per line and user: the device fields (config_url,
 secret_base32, ...) or {\"user\": ..., \"error\": ...}. Users that do not exist
