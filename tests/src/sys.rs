@@ -30,7 +30,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -58,89 +58,12 @@ pub fn skip_unless_root(test: &str) -> bool {
     root
 }
 
-/// The workspace root (the directory holding `packaging/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
-}
+pub use crate::pam::workspace_root;
 
-/// The cargo target directory the running test binary was built in:
-/// `<target>/debug/deps/<test>` gives `<target>`.
-pub fn target_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        let dir = PathBuf::from(dir);
-        return Ok(if dir.is_absolute() {
-            dir
-        } else {
-            workspace_root().join(dir)
-        });
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    // <target>/<profile>/deps/<exe>
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("cannot find the target dir above {}", exe.display()))
-}
-
-/// The profile directory (`<target>/debug`) holding `libpam_totp.so`.
-fn profile_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    exe.ancestors()
-        .nth(2)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("cannot find the profile dir above {}", exe.display()))
-}
-
-/// Absolute path of the freshly built module, `<target>/debug/libpam_totp.so`.
-///
-/// `cargo test` does not rebuild a cdylib that no test links, so the first
-/// call runs `cargo build -p pam_totp` into the same target directory.
-///
-/// `PAM_TOTP_E2E_MODULE=/abs/path/pam_totp.so` runs the tests against another
-/// build instead (e.g. the module a package installed).
+/// Absolute path of the module under test: the build [`crate::pam::module`]
+/// makes once per process (or `PAM_TOTP_MODULE`, e.g. a packaged module).
 pub fn module_path() -> Result<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("PAM_TOTP_E2E_MODULE") {
-                let path = PathBuf::from(path);
-                return if path.is_absolute() && path.is_file() {
-                    Ok(path)
-                } else {
-                    Err(format!(
-                        "PAM_TOTP_E2E_MODULE={}: not an absolute path to a file",
-                        path.display()
-                    ))
-                };
-            }
-            let profile = profile_dir()?;
-            let target = target_dir()?;
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let out = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "pam_totp"])
-                .env("CARGO_TARGET_DIR", &target)
-                .current_dir(workspace_root())
-                .output()
-                .map_err(|e| format!("running cargo build -p pam_totp: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "cargo build -p pam_totp failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            let so = profile.join("libpam_totp.so");
-            if so.is_file() {
-                Ok(so)
-            } else {
-                Err(format!(
-                    "{} missing after cargo build -p pam_totp",
-                    so.display()
-                ))
-            }
-        })
-        .clone()
+    crate::pam::module()
 }
 
 /// Runs a command, failing with its stderr when it exits non-zero.
