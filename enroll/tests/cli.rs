@@ -11,6 +11,14 @@ use common::{code_now, now_secs, parse_devices, zbarimg, Env};
 use shared::verify::{check, Policy, Verdict};
 use shared::Timestamp;
 
+/// The user running the tests (the account the devices are for).
+fn me() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name
+}
+
 const RFC_KEY: &str = "3132333435363738393031323334353637383930";
 
 fn vectors() -> serde_json::Value {
@@ -40,7 +48,7 @@ fn add_with_no_confirm_saves_an_unconfirmed_device_and_prints_secret_url_and_qr(
         out.stdout
     );
     assert!(out.stdout.contains(
-        "otpauth://totp/root?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30\n"
+        &format!("otpauth://totp/{}?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30\n", me())
     ), "{}", out.stdout);
     assert!(
         out.stdout.contains('▀') || out.stdout.contains('▄'),
@@ -185,11 +193,11 @@ fn add_json_prints_every_design_field_and_never_prompts() {
             "confirmed"
         ]
     );
-    assert_eq!(r["user"], "root");
+    assert_eq!(r["user"], me().as_str());
     assert_eq!(r["device_name"], "phone");
     assert_eq!(
         r["config_url"],
-        "otpauth://totp/Example%20Co%3Aroot?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30&issuer=Example%20Co"
+        format!("otpauth://totp/Example%20Co%3A{}?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30&issuer=Example%20Co", me()).as_str()
     );
     assert_eq!(r["secret_base32"], "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
     assert_eq!(r["key_hex"], RFC_KEY);
@@ -438,7 +446,10 @@ fn issuer_comes_from_the_flag_then_the_settings_then_the_host_name() {
     );
     let configured = Env::with_config("issuer = \"Corp\"\nimage = \"https://x.example/l.png\"\n");
     let u = url(&configured, &[]);
-    assert!(u.starts_with("otpauth://totp/Corp%3Aroot?"), "{u}");
+    assert!(
+        u.starts_with(&format!("otpauth://totp/Corp%3A{}?", me())),
+        "{u}"
+    );
     assert!(
         u.ends_with("&issuer=Corp&image=https://x.example/l.png"),
         "{u}"
@@ -454,7 +465,7 @@ fn issuer_comes_from_the_flag_then_the_settings_then_the_host_name() {
     let u = url(&configured, &["--issuer", "", "--image", ""]);
     assert_eq!(
         u,
-        "otpauth://totp/root?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30"
+        format!("otpauth://totp/{}?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30", me())
     );
     let none = Env::with_config("issuer = \"\"\n");
     assert!(
@@ -694,7 +705,7 @@ fn confirm_refuses_a_code_that_was_used_already() {
     // confirming with it is a replay, as at login.
     let mut f = env.devices();
     f.devices[0].last_t = now_secs() / 30 + 1;
-    fs::write(&env.devices, f.to_toml("root")).unwrap();
+    fs::write(&env.devices, f.to_toml(&me())).unwrap();
     let out = env.enroll(
         &["confirm", "default", "--json"],
         &format!("{}\n", code_now(RFC_KEY)),
@@ -852,6 +863,7 @@ fn show_prints_the_setup_information_and_the_drift_state() {
     let out = env
         .enroll(&["show", "default", "--issuer", ""], "")
         .expect(0);
+    let url_start = format!("otpauth://totp/{}?secret=GEZD", me());
     for needle in [
         "confirmed:     yes",
         "current step:",
@@ -860,7 +872,7 @@ fn show_prints_the_setup_information_and_the_drift_state() {
         "last used:",
         "s ago",
         "GEZD GNBV",
-        "otpauth://totp/root?secret=GEZD",
+        &url_start,
         "▀",
     ] {
         assert!(
@@ -925,7 +937,7 @@ fn reset_clears_the_throttle_so_the_device_accepts_codes_again() {
     f.devices[0].confirmed = true;
     f.devices[0].throttling_failure_count = 12;
     f.devices[0].throttling_failure_timestamp = Some(Timestamp::now());
-    fs::write(&env.devices, f.to_toml("root")).unwrap();
+    fs::write(&env.devices, f.to_toml(&me())).unwrap();
     let before = &env.devices().devices[0];
     let policy = Policy::default();
     assert!(matches!(
@@ -1123,9 +1135,9 @@ fn the_device_file_written_is_the_canonical_format_shared_reads() {
     )
     .expect(0);
     let text = fs::read_to_string(&env.devices).unwrap();
-    assert!(text.starts_with("# pam-totp devices for root."));
+    assert!(text.starts_with(&format!("# pam-totp devices for {}.", me())));
     let parsed = parse_devices(&env.devices);
-    assert_eq!(parsed.to_toml("root"), text);
+    assert_eq!(parsed.to_toml(&me()), text);
 }
 
 #[test]
