@@ -228,8 +228,8 @@ c_man() {
 	out=$(MANWIDTH=200 man -l "$REPO_ROOT/packaging/build/man/totp-enroll.1" 2>/dev/null)
 	for word in add confirm list show remove reset import-google-authenticator batch \
 		--name --digits --step --t0 --tolerance --algorithm --key --secret --issuer \
-		--image --no-confirm --qr --qr-png --qr-svg --user --path --config --json \
-		key_hex 'EXIT STATUS'; do
+		--image --account --no-confirm --qr --qr-png --qr-svg --user --path --config \
+		--json --users --users-from --confirmed completions key_hex 'EXIT STATUS'; do
 		grep -qF -- "$word" <<<"$out" || fail "totp-enroll(1) does not mention $word" || return 1
 	done
 	echo "every module argument, return code, setting, file field and CLI flag is documented"
@@ -279,6 +279,13 @@ c_dpkg_install() {
 	cmp -s "$WORK/pam.d.orig/common-auth" /etc/pam.d/common-auth ||
 		fail "installing changed /etc/pam.d/common-auth (the profile is Default: no)" || return 1
 	echo "installed; profile registered, common-auth untouched"
+	local page w
+	for page in "8 pam_totp" "1 totp-enroll" "5 pam_totp.toml"; do
+		# shellcheck disable=SC2086 # section and name
+		w=$(MANWIDTH=80 man --warnings $page 2>&1 >/dev/null)
+		[ -z "$w" ] || fail "installed man page $page: ${w:-not found}" || return 1
+	done
+	echo "installed man pages: $(man -w pam_totp totp-enroll pam_totp.toml | tr '\n' ' ')"
 }
 
 KEY_HEX=
@@ -480,5 +487,7 @@ check conffile "the shipped $CONF holds every setting at a default the installed
 check pam_auth_update "pam-auth-update --enable totp then --disable totp leaves /etc/pam.d/common-auth byte-identical" c_pam_auth_update
 check purge "dpkg --purge leaves no file of the package and /etc/pam.d as it was" c_purge
 
+# Restore now rather than in the EXIT trap, so that the count is the last line.
+cleanup
 echo "packaging: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
