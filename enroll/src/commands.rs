@@ -60,7 +60,6 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
         (None, None) => random_key(params.algorithm.new_key_len())?,
     };
     validate_key(&key).map_err(|m| Error::Usage(format!("--key/--secret: {m}")))?;
-    warn_weak_key(&key);
 
     let device = Device::new(name, key, &params, Timestamp::now());
     let url = ctx.url(&device, &a.url);
@@ -84,6 +83,8 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
         locked.save(&file, &ctx.user.name)?;
     }
     images.commit()?;
+    // After the work, so that an error stays the only line on stderr.
+    warn_weak_key(&device.key);
 
     if ctx.json {
         return print_device_json(ctx, &device, Some(&url), None);
@@ -603,7 +604,6 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
     validate_name(name).map_err(|m| Error::Usage(format!("--name: {m}")))?;
     validate_key(&ga.secret)
         .map_err(|m| Error::Refused(format!("{}: not imported: {m}", path.display())))?;
-    warn_weak_key(&ga.secret);
     let mut device = Device::new(name, ga.secret.clone(), &ga.params(), Timestamp::now());
     // The secret is already in service (pam_google_authenticator accepted
     // it), so there is nothing left to confirm.
@@ -625,6 +625,7 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
         file.add(device.clone()).map_err(Error::Refused)?;
         locked.save(&file, &ctx.user.name)?;
     }
+    warn_weak_key(&ga.secret);
     if ga.scratch_codes > 0 {
         note(&format!(
             "{} scratch codes were not imported: pam-totp has no backup codes yet, so they stop \

@@ -310,6 +310,12 @@ fn a_short_key_is_accepted_with_a_warning() {
         "{}",
         out.stderr
     );
+    // With an error, the error is the only line.
+    env.enroll(
+        &["add", "--no-confirm", "--key", "deadbeefcafebabe0102"],
+        "",
+    )
+    .one_line_error(1, "exists already");
 }
 
 #[test]
