@@ -411,8 +411,136 @@ fn debug_config(host: &mut dyn Host, config: &Path, spec: &FileSpec, policy: &Po
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::path::PathBuf;
+
+    /// A host that answers prompts from a list and records the rest.
+    #[derive(Default)]
+    struct Mock {
+        answers: Vec<&'static str>,
+        prompts: Vec<(Style, String)>,
+        authtok: Option<String>,
+        set: Vec<String>,
+        logs: Vec<String>,
+    }
+
+    impl Host for Mock {
+        fn user(&mut self) -> Result<String, c_int> {
+            Ok("nobody".into())
+        }
+        fn converse(&mut self, style: Style, text: &str) -> Result<Option<Answer>, c_int> {
+            self.prompts.push((style, text.to_owned()));
+            if style == Style::ErrorMsg {
+                return Ok(None);
+            }
+            if self.answers.is_empty() {
+                return Err(code::PAM_CONV_ERR);
+            }
+            Ok(Some(Answer::new(self.answers.remove(0).to_owned())))
+        }
+        fn authtok(&mut self) -> Result<Option<Answer>, c_int> {
+            Ok(self.authtok.clone().map(Answer::new))
+        }
+        fn set_authtok(&mut self, token: &Answer) -> Result<(), c_int> {
+            self.set.push(token.expose().to_owned());
+            Ok(())
+        }
+        fn log(&mut self, _: Level, message: &str) {
+            self.logs.push(message.to_owned());
+        }
+        fn silent(&self) -> bool {
+            false
+        }
+    }
+
+    fn args(list: &[&str]) -> Args {
+        Args::parse(list.iter().map(|a| a.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn the_default_prompt_is_echo_off_and_echo_turns_it_on() {
+        let mut host = Mock {
+            answers: vec!["123456", "654321"],
+            ..Mock::default()
+        };
+        assert_eq!(ask(&mut host, &args(&[]), 6).unwrap().expose(), "123456");
+        ask(&mut host, &args(&["echo", "prompt=Code:"]), 6).unwrap();
+        assert_eq!(
+            host.prompts,
+            [
+                (Style::PromptEchoOff, PROMPT.to_owned()),
+                (Style::PromptEchoOn, "Code:".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn forward_pass_splits_the_code_off_and_hands_the_password_on() {
+        let mut host = Mock {
+            answers: vec!["hunter2 x12345678"],
+            ..Mock::default()
+        };
+        let code = ask(&mut host, &args(&["forward_pass"]), 8).unwrap();
+        assert_eq!(code.expose(), "12345678");
+        assert_eq!(host.set, ["hunter2 x"]);
+        assert_eq!(host.prompts[0].1, FORWARD_PROMPT);
+    }
+
+    #[test]
+    fn an_answer_shorter_than_a_code_hands_nothing_on() {
+        let mut host = Mock::default();
+        let code = code_of(
+            &mut host,
+            &args(&["forward_pass"]),
+            Answer::new("12".into()),
+            6,
+        );
+        assert_eq!(code.unwrap().expose(), "12");
+        assert!(host.set.is_empty());
+    }
+
+    #[test]
+    fn an_overlong_answer_becomes_a_code_no_device_accepts() {
+        let mut host = Mock::default();
+        let long = format!("{}123456", " ".repeat(MAX_ANSWER_LEN));
+        let code = code_of(&mut host, &args(&["forward_pass"]), Answer::new(long), 6).unwrap();
+        assert!(normalize_code(code.expose(), 6).is_none());
+        assert!(normalize_code(code.expose(), 8).is_none());
+        assert!(host.set.is_empty(), "an overlong answer hands nothing on");
+    }
+
+    #[test]
+    fn try_first_pass_only_tries_tokens_shaped_like_a_code() {
+        let plain = args(&["try_first_pass"]);
+        let fwd = args(&["try_first_pass", "forward_pass"]);
+        assert!(looks_like_code(&Answer::new("123 456".into()), &plain, 6));
+        assert!(!looks_like_code(&Answer::new("hunter2".into()), &plain, 6));
+        assert!(!looks_like_code(&Answer::new("12345678".into()), &plain, 6));
+        assert!(looks_like_code(
+            &Answer::new("hunter2123456".into()),
+            &fwd,
+            6
+        ));
+        assert!(!looks_like_code(&Answer::new("hunter2".into()), &fwd, 6));
+    }
+
+    #[test]
+    fn the_wait_is_rounded_up_to_whole_seconds_and_logged() {
+        let mut host = Mock::default();
+        let now = Timestamp::from_micros(1_700_000_001_500_000);
+        let until = Timestamp::from_secs(1_700_000_003);
+        let outcome = throttled(&mut host, "alice", until, now);
+        assert_eq!(outcome, Outcome::Throttled { until });
+        assert_eq!(
+            host.prompts,
+            [(
+                Style::ErrorMsg,
+                "Too many failed verification codes; try again in 2 seconds.".to_owned()
+            )]
+        );
+        assert!(host.logs[0].starts_with("throttled: user alice"));
+    }
 
     fn shared_error() -> shared::Error {
         shared::Error::insecure(PathBuf::from("/x"), "test")

@@ -373,6 +373,27 @@ fn a_device_file_owned_by_another_user_is_pam_authinfo_unavail() {
 }
 
 #[test]
+fn a_device_directory_others_can_write_is_pam_authinfo_unavail_even_with_nullok() {
+    if !skip_unless_root("a_device_directory_others_can_write_is_pam_authinfo_unavail") {
+        return;
+    }
+    let f = Fixture::new();
+    let d = f.enroll();
+    fs::set_permissions(f.devices.dir(), fs::Permissions::from_mode(0o777)).unwrap();
+    for args in ["", "nullok"] {
+        f.service("totp", args);
+        let run = f.login("totp", &[&code_now(&d)]);
+        assert_eq!(run.result, PamResult::AuthInfoUnavail, "{args}: {run}");
+        assert!(run.log_text().contains("writable by others"), "{run}");
+    }
+    // With the sticky bit (as /tmp), the directory is acceptable.
+    fs::set_permissions(f.devices.dir(), fs::Permissions::from_mode(0o1777)).unwrap();
+    f.service("totp", "");
+    let run = f.login("totp", &[&code_now(&d)]);
+    assert_eq!(run.result, PamResult::Success, "{run}");
+}
+
+#[test]
 fn an_unparsable_device_file_is_pam_authinfo_unavail_even_with_nullok() {
     if !skip_unless_root("an_unparsable_device_file_is_pam_authinfo_unavail") {
         return;
