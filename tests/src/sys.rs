@@ -429,7 +429,15 @@ impl Device {
     /// A 6-digit code that is none of the codes the device accepts now
     /// (outside the whole tolerance window).
     pub fn wrong_code(&self) -> Result<String> {
-        let out = run(Command::new("oathtool").args(["--totp", "-w", "2", &self.key_hex]))?;
+        // Every code from two steps back to two steps ahead (tolerance 1,
+        // plus a margin for the clock moving on).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| format!("clock: {e}"))?
+            .as_secs();
+        let from = format!("@{}", now.saturating_sub(60));
+        let out =
+            run(Command::new("oathtool").args(["--totp", "-w", "4", "-N", &from, &self.key_hex]))?;
         let window = String::from_utf8_lossy(&out.stdout).into_owned();
         let taken: Vec<&str> = window.split_whitespace().collect();
         let mut n: u32 = 123_456;
