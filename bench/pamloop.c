@@ -15,7 +15,7 @@
  *       pristine state file is copied over the live one and fsynced before
  *       each login, outside the timed region, so one user can log in again
  *       with the same code (replay protection reset).
- *   pamloop race SERVICE USERS.tsv USERIDX PROCS ROUNDS RESTORE_SRC RESTORE_DST
+ *   pamloop race SERVICE USERS.tsv USERIDX PROCS ROUNDS [RESTORE_SRC RESTORE_DST]
  *       Each round: restore the user's state, start PROCS processes that each
  *       pam_start, wait at a barrier, then pam_authenticate with the same
  *       valid code at once.  Prints "<round> <successes>" per round.
@@ -325,24 +325,24 @@ static int cmd_fsync(int argc, char **argv)
 
 static int cmd_race(int argc, char **argv)
 {
-    if (argc != 9) return -1;
+    if (argc != 7 && argc != 9) return -1;
     const char *service = argv[2];
+    const char *src = argc == 9 ? argv[7] : NULL, *dst = argc == 9 ? argv[8] : NULL;
     long idx = atol(argv[4]), procs = atol(argv[5]), rounds = atol(argv[6]);
     load_users(argv[3]);
     const user *u = &users[(size_t)idx % nusers];
-    /* pam_wrapper sets itself up at the first pam_start of a process; do it
-       here, once, so the children inherit it instead of racing to create it. */
-    {
-        user nobody = {.name = "bench-warmup-nobody", .klen = 1};
-        do_login(service, &nobody, "000000");
-    }
     fflush(stdout);
     for (long r = 0; r < rounds; r++) {
-        int ready[2], go[2];
+        int ready[2], go[2], turn[2];
         char code[7];
-        restore(argv[7], argv[8], u->name);
+        restore(src, dst, u->name);
         make_code(u, 0, code);
-        if (pipe(ready) < 0 || pipe(go) < 0) { perror("pipe"); return 2; }
+        if (pipe(ready) < 0 || pipe(go) < 0 || pipe(turn) < 0) { perror("pipe"); return 2; }
+        /* pam_wrapper sets itself up again in each child at its first
+           pam_start (a fresh /tmp/pam.<c>, chosen with a racy check), so the
+           children take turns for pam_start: one token circulates in `turn`.
+           Only pam_authenticate runs concurrently, after the gate opens. */
+        if (write(turn[1], "t", 1) != 1) { perror("turn"); return 2; }
         for (long p = 0; p < procs; p++) {
             pid_t pid = fork();
             if (pid < 0) { perror("fork"); return 2; }
@@ -352,17 +352,25 @@ static int cmd_race(int argc, char **argv)
                 char c;
                 close(ready[0]);
                 close(go[1]);
+                if (read(turn[0], &c, 1) != 1) _exit(3);
                 int rc = pam_start(service, u->name, &conv, &ph);
+                if (write(turn[1], "t", 1) != 1) _exit(3);
+                close(turn[0]);
+                close(turn[1]);
                 if (write(ready[1], "r", 1) != 1) _exit(3);
+                close(ready[1]); /* so a child that dies early cannot hang the parent */
                 if (read(go[0], &c, 1) < 0) _exit(3); /* EOF when the parent opens the gate */
                 if (rc == PAM_SUCCESS) {
                     rc = pam_authenticate(ph, 0);
                     pam_end(ph, rc);
                 }
-                /* _exit: skip pam_wrapper's destructor, which belongs to the parent */
-                _exit(rc == PAM_SUCCESS ? 0 : 1);
+                /* exit, not _exit: pam_wrapper's destructor removes this
+                   child's own /tmp/pam.<c> */
+                exit(rc == PAM_SUCCESS ? 0 : 1);
             }
         }
+        close(turn[0]);
+        close(turn[1]);
         close(ready[1]);
         close(go[0]);
         for (long p = 0; p < procs; p++) {
@@ -390,7 +398,7 @@ int main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr,
                 "usage: pamloop login SERVICE USERS.tsv ok|bad FIRST COUNT STRIDE [RESTORE_SRC RESTORE_DST]\n"
-                "       pamloop race SERVICE USERS.tsv USERIDX PROCS ROUNDS RESTORE_SRC RESTORE_DST\n"
+                "       pamloop race SERVICE USERS.tsv USERIDX PROCS ROUNDS [RESTORE_SRC RESTORE_DST]\n"
                 "       pamloop fsync DIR COUNT\n");
         return 2;
     }

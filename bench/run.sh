@@ -32,7 +32,7 @@ die() { say "$*"; exit 1; }
 
 # pam_wrapper picks /tmp/pam.<c> with a racy check: serialise with the test
 # harness and other runs through one lock file (flock).
-LOCK=/tmp/pam_totp-pam_wrapper.lock
+LOCK=/tmp/pam-totp-tests.pam_wrapper.lock
 
 for lib in libpam_wrapper.so libnss_wrapper.so; do
     [ -e "/usr/lib/x86_64-linux-gnu/$lib" ] || die "missing $lib (apt: libpam-wrapper libnss-wrapper)"
