@@ -15,6 +15,10 @@
 #
 #   bench/pamtester-loop.sh            # 200 logins each (LOGINS=N to change)
 #
+# The logins run in ROUNDS (default 4) rounds of LOGINS/ROUNDS per module,
+# the modules taking turns, so that a change in the machine's load during
+# the run (shared CI runners) biases no module in particular.
+#
 # Needs: root, pamtester, libpam-wrapper, libpam-google-authenticator,
 # oathtool, hyperfine, python3. Builds pam_totp in release mode.
 set -euo pipefail
@@ -23,6 +27,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 case $target in /*) ;; *) target=$root/$target ;; esac
 logins=${LOGINS:-200}
+rounds=${ROUNDS:-4}
 cargo=${CARGO:-cargo}
 
 [ "$(id -u)" = 0 ] || { echo "pamtester-loop: run as root" >&2; exit 1; }
@@ -65,21 +70,30 @@ run() { echo "env LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE
 exec 9> /tmp/pam-totp-tests.pam_wrapper.lock
 flock 9
 
-hyperfine --style basic --warmup 10 --runs "$logins" --export-json "$work/result.json" \
-    --prepare "$prep_permit" -n pam_permit "$(run permit)" \
-    --prepare "$prep_totp" -n pam_totp "$(run totp)" \
-    --prepare "$prep_ga" -n pam_google_authenticator "$(run google)"
+for round in $(seq 1 "$rounds"); do
+    hyperfine --style basic --warmup 5 --runs $((logins / rounds)) \
+        --export-json "$work/result-$round.json" \
+        --prepare "$prep_permit" -n pam_permit "$(run permit)" \
+        --prepare "$prep_totp" -n pam_totp "$(run totp)" \
+        --prepare "$prep_ga" -n pam_google_authenticator "$(run google)"
+done
 
-/usr/bin/python3 - "$work/result.json" "$logins" <<'EOF'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-ms = {k: v["mean"] * 1000 for k, v in r.items()}
-med = {k: v["median"] * 1000 for k, v in r.items()}
-print(f"\nper login, {sys.argv[2]} logins each (pamtester under pam_wrapper, mean / median):")
+/usr/bin/python3 - "$work" "$rounds" <<'EOF'
+import json, statistics, sys
+times = {}
+for i in range(1, int(sys.argv[2]) + 1):
+    for x in json.load(open(f"{sys.argv[1]}/result-{i}.json"))["results"]:
+        times.setdefault(x["command"], []).extend(x["times"])
+ms = {k: statistics.mean(v) * 1000 for k, v in times.items()}
+med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+n = len(times["pam_totp"])
+print(f"\nper login, {n} logins each in {sys.argv[2]} rounds "
+      "(pamtester under pam_wrapper; mean / median):")
 for k in ("pam_permit", "pam_totp", "pam_google_authenticator"):
     print(f"  {k:26s} {ms[k]:7.2f} ms / {med[k]:7.2f} ms")
 t, g, p = ms["pam_totp"], ms["pam_google_authenticator"], ms["pam_permit"]
-print(f"ratio pam_totp / pam_google_authenticator, whole login: {t / g:.2f}")
+print(f"ratio pam_totp / pam_google_authenticator, whole login: {t / g:.2f} (means), "
+      f"{med['pam_totp'] / med['pam_google_authenticator']:.2f} (medians)")
 if g - p > 0:
     print(f"ratio of the modules' own cost (login minus pam_permit floor): "
           f"{(t - p) / (g - p):.2f}  ({t - p:.2f} ms vs {g - p:.2f} ms)")
