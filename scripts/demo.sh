@@ -55,7 +55,8 @@ printf 'auth required pam_deny.so\n' > "$work/pam.d/other"
 bold "1. Enroll a device for $user (totp-enroll, device file $devices)"
 json=$("$enroll" add --no-confirm --json --qr none --name phone \
     --path "$devices" --config "$settings")
-field() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$json" "$1"; }
+# One string field of totp-enroll's JSON line (hex, base32 and URLs hold no quotes).
+field() { printf '%s\n' "$json" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 key=$(field key_hex)
 echo "   secret for the app:  $(field secret_base32)"
 echo "   otpauth URL (QR):    $(field config_url)"
