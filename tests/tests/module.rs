@@ -236,6 +236,31 @@ fn the_wait_message_is_not_shown_under_pam_silent() {
 }
 
 #[test]
+fn with_several_devices_a_throttled_one_is_skipped_and_another_accepts() {
+    if !skip_unless_root("with_several_devices_a_throttled_one_is_skipped") {
+        return;
+    }
+    let f = Fixture::new();
+    f.service("totp", "");
+    let mut blocked = device("old-phone", &random_key_hex(20).unwrap()).unwrap();
+    blocked.throttling_failure_count = 10;
+    blocked.throttling_failure_timestamp = Some(Timestamp::now());
+    let ok = device("new-phone", &random_key_hex(32).unwrap()).unwrap();
+    f.devices
+        .write(USER, &[blocked.clone(), ok.clone()])
+        .unwrap();
+    let run = f.login("totp", &[&code_now(&ok)]);
+    assert_eq!(run.result, PamResult::Success, "{run}");
+    assert!(run.log_text().contains("device new-phone"), "{run}");
+    let saved = f.devices.read(USER).unwrap();
+    assert_eq!(
+        saved.devices[0], blocked,
+        "the throttled device is untouched"
+    );
+    assert!(saved.devices[1].last_t > 0);
+}
+
+#[test]
 fn no_device_file_with_nullok_is_pam_ignore_without_a_prompt() {
     if !skip_unless_root("no_device_file_with_nullok_is_pam_ignore") {
         return;
@@ -920,6 +945,9 @@ fn accepted_rejected_replayed_and_throttled_are_logged_without_the_key_or_the_co
     ] {
         assert!(log.contains(want), "missing {want:?} in:\n{log}");
     }
+    // debug: which file the module used.
+    let file = format!("device file {}", f.devices.file(USER).display());
+    assert!(log.contains(&file), "missing {file:?} in:\n{log}");
     let key_hex = d.key.to_hex().to_string();
     let key_b32 = d.key.to_base32().to_string();
     for secret in [
