@@ -33,7 +33,7 @@ declare -A ok # check name -> 1 when it passed
 # and prints PASS or FAIL for it.
 check() {
 	local name=$1 desc=$2 fn=$3 log rc
-	log=$(mktemp)
+	log=$WORK/check.log
 	"$fn" >"$log" 2>&1
 	rc=$?
 	sed 's/^/    /' "$log"
@@ -83,9 +83,14 @@ conf_existed=no
 [ -e "$CONF" ] && conf_existed=yes
 user_created=no
 
+# The script's own output, for the cleanup messages even when a signal
+# arrives while a check's output goes to its log.
+exec 3>&1
+
 cleanup() {
 	local f
 	trap - EXIT INT TERM
+	exec >&3 2>&3
 	rm -f "/etc/pam.d/$SERVICE"
 	# Purge the package only if this run installed it.
 	if [ "$was_installed" != installed ] &&
