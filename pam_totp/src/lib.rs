@@ -3,7 +3,7 @@
 //! service.
 //!
 //! This crate is thin on purpose. It parses the module arguments
-//! ([`args`]), talks to the user and to libpam ([`ffi`], the only `unsafe`
+//! ([`args`]), talks to the user and to libpam (`ffi`, the only `unsafe`
 //! code of the project), and maps the outcome to a PAM return code in one
 //! `match` ([`auth::pam_code`]). Every rule — the device file, verification,
 //! drift, replay protection, throttling, safe and durable file access — is
@@ -11,8 +11,12 @@
 //! start threads, keep global state or exit; it logs through `pam_syslog`
 //! and never logs a key or a submitted code.
 
+// Every unsafe line lives in `ffi`; the compiler holds the rest to that.
+#![deny(unsafe_code)]
+
 pub mod args;
 pub mod auth;
+#[allow(unsafe_code)]
 mod ffi;
 
 /// The PAM return codes the module gives, from `<security/_pam_types.h>`.
