@@ -281,10 +281,14 @@ fn pretend(host: &mut dyn Host, args: &Args) -> Result<(), Error> {
                 args.first_pass == FirstPass::Use || looks_like_code(t, args, DEFAULT_DIGITS)
             }),
     };
-    match token {
-        Some(token) => code_of(host, args, token, DEFAULT_DIGITS).map(drop),
-        None if args.first_pass == FirstPass::Use => Ok(()),
-        None => ask(host, args, DEFAULT_DIGITS).map(drop),
+    if let Some(token) = token {
+        code_of(host, args, token, DEFAULT_DIGITS)?;
+    }
+    match args.first_pass {
+        FirstPass::Use => Ok(()),
+        // A token can never be accepted here; with try_first_pass a refused
+        // token is followed by a prompt, so prompt.
+        FirstPass::Try | FirstPass::Prompt => ask(host, args, DEFAULT_DIGITS).map(drop),
     }
 }
 
@@ -523,6 +527,25 @@ mod tests {
             6
         ));
         assert!(!looks_like_code(&Answer::new("hunter2".into()), &fwd, 6));
+    }
+
+    #[test]
+    fn a_user_who_cannot_log_in_sees_what_one_who_can_would_see() {
+        // Prompt: one prompt. use_first_pass: none. try_first_pass with a
+        // code-shaped token: a prompt, as after a refused token.
+        for (list, prompts) in [
+            (&["forward_pass"][..], 1),
+            (&["use_first_pass"][..], 0),
+            (&["try_first_pass"][..], 1),
+        ] {
+            let mut host = Mock {
+                answers: vec!["pw123456"],
+                authtok: Some("123456".into()),
+                ..Mock::default()
+            };
+            pretend(&mut host, &args(list)).unwrap();
+            assert_eq!(host.prompts.len(), prompts, "{list:?}");
+        }
     }
 
     #[test]
