@@ -16,8 +16,9 @@ build_release
 build_completions
 # The release build above is the one packaged: no second build by cargo-deb.
 # --multiarch=foreign installs the module in /usr/lib/<triple>/security.
-SOURCE_DATE_EPOCH=$(source_date_epoch) \
+# cargo-deb prints the path of the package it wrote on stdout.
+deb=$(SOURCE_DATE_EPOCH=$(source_date_epoch) \
 	cargo deb -p totp-enroll --no-build --locked --multiarch=foreign \
-	--output "$(target_dir)/debian/" >/dev/null
-deb=$(ls -t "$(target_dir)"/debian/libpam-totp_"$(pkg_version)"-*_*.deb | head -n1)
+	--output "$(target_dir)/debian/" | tail -n1)
+[ -f "$deb" ] || { echo "build-deb: cargo deb wrote no package" >&2; exit 1; }
 echo "build-deb: $deb"

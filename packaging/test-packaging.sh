@@ -93,8 +93,7 @@ cleanup() {
 	exec >&3 2>&3
 	rm -f "/etc/pam.d/$SERVICE"
 	# Purge the package only if this run installed it.
-	if [ "$was_installed" != installed ] &&
-		[ -n "$(dpkg-query -W -f='${db:Status-Status}' "$PKG" 2>/dev/null | grep -v '^not-installed$')" ]; then
+	if [ "$was_installed" != installed ] && pkg_known; then
 		echo "cleanup: purging $PKG"
 		dpkg_locked --purge "$PKG" >/dev/null 2>&1 || echo "cleanup: dpkg --purge $PKG failed"
 	fi
@@ -117,10 +116,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Does dpkg know the package in any state (installed, config-files...)?
+pkg_known() {
+	dpkg-query -W -f='${db:Status-Status}\n' "$PKG" 2>/dev/null | grep -qv '^not-installed$'
+}
+
 # dpkg, waiting up to 120 s for the dpkg lock another process may hold.
 dpkg_locked() {
-	local i out rc
-	for i in $(seq 60); do
+	local out rc
+	for _ in $(seq 60); do
 		out=$(dpkg "$@" 2>&1)
 		rc=$?
 		if [ $rc -ne 0 ] && grep -q 'lock' <<<"$out"; then
@@ -442,8 +446,7 @@ c_purge() {
 	rm -f "/etc/pam.d/$SERVICE"
 	dpkg-query -L "$PKG" >"$WORK/installed.list" || return 1
 	dpkg_locked --purge "$PKG" || return 1
-	[ -z "$(dpkg-query -W -f='${db:Status-Status}' "$PKG" 2>/dev/null | grep -v '^not-installed$')" ] ||
-		fail "$PKG still known to dpkg after purge" || return 1
+	! pkg_known || fail "$PKG still known to dpkg after purge" || return 1
 	while IFS= read -r f; do
 		[ "$f" = /. ] && continue
 		if [ -d "$f" ] && [ ! -L "$f" ]; then
