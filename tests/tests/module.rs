@@ -970,6 +970,37 @@ fn accepted_rejected_replayed_and_throttled_are_logged_without_the_key_or_the_co
     }
 }
 
+#[test]
+fn the_module_writes_nothing_to_stdout_or_stderr_itself() {
+    if !skip_unless_root("the_module_writes_nothing_to_stdout_or_stderr_itself") {
+        return;
+    }
+    let f = Fixture::new();
+    f.service("ok", "debug");
+    f.service("bad", "nullokk");
+    let d = f.enroll();
+    let code = code_now(&d);
+    let runs: Vec<Run> = [("ok", code.as_str()), ("ok", code.as_str()), ("bad", "1")]
+        .iter()
+        .map(|(svc, answer)| {
+            Pamtester::new(&f.services, svc, USER)
+                .answers(&[answer])
+                .env("PAM_WRAPPER_DEBUGLEVEL", "0")
+                .run()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        // What is left once pamtester's own lines and the prompt are gone.
+        let rest: String = format!("{}{}", run.stdout, run.stderr)
+            .replace(PROMPT, "")
+            .lines()
+            .filter(|l| !l.starts_with("pamtester: ") && !l.trim().is_empty())
+            .collect();
+        assert_eq!(rest, "", "{run}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The shared object itself
 // ---------------------------------------------------------------------------
