@@ -137,7 +137,11 @@ pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
         Ok(Outcome::UnknownUser) => code::PAM_USER_UNKNOWN,
         Err(Error::Args(_) | Error::Config(_)) => code::PAM_SERVICE_ERR,
         Err(Error::Unavailable(_)) => code::PAM_AUTHINFO_UNAVAIL,
-        Err(Error::Pam(_, rc)) => *rc,
+        // A failing libpam call's own code is passed on (PAM_CONV_ERR,
+        // PAM_BUF_ERR, PAM_INCOMPLETE, ...), but never one that could let the
+        // stack go on as if this module had passed or abstained.
+        Err(Error::Pam(_, rc)) if *rc != code::PAM_SUCCESS && *rc != code::PAM_IGNORE => *rc,
+        Err(Error::Pam(..)) => code::PAM_AUTH_ERR,
     }
 }
 
@@ -631,6 +635,16 @@ mod tests {
             pam_code(&Err(Error::Unavailable(shared_error()))),
             code::PAM_AUTHINFO_UNAVAIL
         );
+    }
+
+    #[test]
+    fn a_failing_libpam_call_that_reports_success_or_ignore_still_fails_closed() {
+        for rc in [code::PAM_SUCCESS, code::PAM_IGNORE] {
+            assert_eq!(
+                pam_code(&Err(Error::Pam("conversation", rc))),
+                code::PAM_AUTH_ERR
+            );
+        }
     }
 
     #[test]
