@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Write one benchmark population: N fake users enrolled in every module.
 
-    gen.py DIR N MODULE_SO
+    gen.py DIR N MODULE_SO [ACCOUNTS]
+
+ACCOUNTS (default N) is the size of the user database: with ACCOUNTS > N,
+the N enrolled users are spread evenly over the ACCOUNTS accounts, the rest
+exist but are not enrolled (a 10 000-account system where 1, 100 or all have
+enrolled: the user lookup costs the same in every case, only the modules'
+stores grow).
 
 DIR/ gets (all root-owned, secrets 0600, directories 0700):
   passwd, group      for nss_wrapper: root plus bench00000.. (no /etc change)
@@ -40,20 +46,25 @@ def mkdir(path, mode=0o700):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
     root, n, module = sys.argv[1], int(sys.argv[2]), os.path.abspath(sys.argv[3])
+    accounts = max(n, int(sys.argv[4]) if len(sys.argv) == 5 else n)
+    gap = accounts // n
+    enrolled = {k * gap + gap // 2 for k in range(n)} if accounts > n else set(range(n))
     mkdir(root, 0o755)
     for sub in ("totp", "ga", "oath", "pristine", "pristine/totp", "pristine/ga", "pristine/oath", "svc"):
         mkdir(os.path.join(root, sub), 0o755 if sub == "svc" else 0o700)
 
     passwd = ["root:x:0:0:root:/root:/bin/bash"]
     tsv, oath = [], []
-    for i in range(n):
+    for i in range(accounts):
         name = f"bench{i:05d}"
+        passwd.append(f"{name}:x:{20000 + i}:20000:bench user:/nonexistent/{name}:/bin/false")
+        if i not in enrolled:
+            continue
         key = hashlib.sha1(f"pam-totp bench key {i}".encode()).digest()
         hexkey = key.hex()
-        passwd.append(f"{name}:x:{20000 + i}:20000:bench user:/nonexistent/{name}:/bin/false")
         tsv.append(f"{name}\t{hexkey}")
         oath.append(f"HOTP/T30\t{name}\t-\t{hexkey}")
         toml = (

@@ -22,10 +22,13 @@
  *   pamloop fsync DIR COUNT
  *       Reference, no PAM: time COUNT durable replaces of a 400-byte file
  *       (write temp, fsync, rename, fsync dir), same output as login.
+ *   pamloop dlopen MODULE.so COUNT
+ *       Reference, no PAM: time COUNT dlopen(RTLD_NOW) + dlclose of a module.
  *
  * Build: cc -O2 -o pamloop pamloop.c -lpam
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <security/pam_appl.h>
@@ -323,6 +326,23 @@ static int cmd_fsync(int argc, char **argv)
     return 0;
 }
 
+/* Reference: what loading a module costs by itself, as libpam does at every
+   pam_start / pam_end (dlopen RTLD_NOW, dlclose); libpam is already mapped. */
+static int cmd_dlopen(int argc, char **argv)
+{
+    if (argc != 4) return -1;
+    long count = atol(argv[3]);
+    for (long k = 0; k < count; k++) {
+        double t0 = now_us();
+        void *h = dlopen(argv[2], RTLD_NOW);
+        if (!h) { fprintf(stderr, "%s\n", dlerror()); return 2; }
+        dlclose(h);
+        double t1 = now_us();
+        printf("%.1f 0 0\n", t1 - t0);
+    }
+    return 0;
+}
+
 static int cmd_race(int argc, char **argv)
 {
     if (argc != 7 && argc != 9) return -1;
@@ -395,11 +415,13 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "login") == 0) rc = cmd_login(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "race") == 0) rc = cmd_race(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "fsync") == 0) rc = cmd_fsync(argc, argv);
+    else if (argc > 1 && strcmp(argv[1], "dlopen") == 0) rc = cmd_dlopen(argc, argv);
     if (rc < 0) {
         fprintf(stderr,
                 "usage: pamloop login SERVICE USERS.tsv ok|bad FIRST COUNT STRIDE [RESTORE_SRC RESTORE_DST]\n"
                 "       pamloop race SERVICE USERS.tsv USERIDX PROCS ROUNDS [RESTORE_SRC RESTORE_DST]\n"
-                "       pamloop fsync DIR COUNT\n");
+                "       pamloop fsync DIR COUNT\n"
+                "       pamloop dlopen MODULE.so COUNT\n");
         return 2;
     }
     fflush(stdout);

@@ -121,7 +121,7 @@ criterion_group! {
     // Short: `make bench` must stay within minutes on a shared 2-core machine.
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
+        .measurement_time(Duration::from_millis(2000))
         .sample_size(40);
     targets = core
 }
