@@ -288,6 +288,7 @@ c_dpkg_install() {
 	cmp -s "$WORK/pam.d.orig/common-auth" /etc/pam.d/common-auth ||
 		fail "installing changed /etc/pam.d/common-auth (the profile is Default: no)" || return 1
 	echo "installed; profile registered, common-auth untouched"
+	dpkg-query -L "$PKG" >"$WORK/installed.list" || return 1
 	local page w
 	for page in "8 pam_totp" "1 totp-enroll" "5 pam_totp.toml"; do
 		# shellcheck disable=SC2086 # section and name
@@ -434,17 +435,41 @@ c_pam_auth_update() {
 	else
 		echo "(login through common-auth not tried: the login check failed)"
 	fi
+	# An upgrade (here: the same version again) keeps the admin's choice:
+	# prerm "upgrade" does not take the profile out.
+	dpkg_locked -i "$DEB" >/dev/null || fail "installing the package again failed" || return 1
+	grep -q 'pam_totp\.so' /etc/pam.d/common-auth ||
+		fail "installing the package again turned the profile off" || return 1
+	echo "installing again (the upgrade path) kept the profile on"
 	pam-auth-update --disable totp || fail "pam-auth-update --disable totp failed" || return 1
 	cmp "$WORK/common-auth.before" /etc/pam.d/common-auth ||
 		fail "common-auth differs after --enable then --disable" || return 1
 	echo "disable left common-auth byte-identical"
 }
 
+c_remove() {
+	needs dpkg_install || return 1
+	local refs
+	pam-auth-update --enable totp || fail "pam-auth-update --enable totp failed" || return 1
+	grep -q 'pam_totp\.so' /etc/pam.d/common-auth || fail "--enable totp did nothing" || return 1
+	# Removing the package while the profile is on must take the module out
+	# of every stack before the module goes, or nobody could log in.
+	dpkg_locked -r "$PKG" || return 1
+	[ "$(dpkg-query -W -f='${db:Status-Status}' "$PKG")" = config-files ] ||
+		fail "after dpkg -r the package is not in state config-files" || return 1
+	[ ! -e "$MODULE" ] || fail "$MODULE is still there after dpkg -r" || return 1
+	cmp "$WORK/pam.d.orig/common-auth" /etc/pam.d/common-auth ||
+		fail "dpkg -r with the profile on left common-auth changed" || return 1
+	refs=$(grep -rlE '(^|[[:space:]])pam_totp\.so' /etc/pam.d)
+	[ -z "$refs" ] || fail "stacks still name pam_totp.so after dpkg -r: $refs" || return 1
+	[ -f "$CONF" ] || fail "dpkg -r removed the conffile $CONF (only purge should)" || return 1
+	echo "dpkg -r with the profile on: common-auth back to byte-identical, no stack names pam_totp.so, conffile kept"
+}
+
 c_purge() {
 	needs dpkg_install || return 1
 	local leftover=() f
 	rm -f "/etc/pam.d/$SERVICE"
-	dpkg-query -L "$PKG" >"$WORK/installed.list" || return 1
 	dpkg_locked --purge "$PKG" || return 1
 	! pkg_known || fail "$PKG still known to dpkg after purge" || return 1
 	while IFS= read -r f; do
@@ -492,7 +517,8 @@ check dpkg_install "dpkg -i installs the package and registers the pam-auth-upda
 check enroll "the installed totp-enroll --json --no-confirm, then confirm, enrols a new user" c_enroll
 check login "pamtester logs in through the installed pam_totp.so (bare name) with oathtool's code and refuses its replay" c_login
 check conffile "the shipped $CONF holds every setting at a default the installed totp-enroll accepts" c_conffile
-check pam_auth_update "pam-auth-update --enable totp then --disable totp leaves /etc/pam.d/common-auth byte-identical" c_pam_auth_update
+check pam_auth_update "pam-auth-update --enable totp (password then code through common-auth, kept on upgrade) then --disable totp leaves /etc/pam.d/common-auth byte-identical" c_pam_auth_update
+check remove "dpkg -r with the profile enabled takes pam_totp.so out of every stack and keeps the conffile" c_remove
 check purge "dpkg --purge leaves no file of the package and /etc/pam.d as it was" c_purge
 
 # Restore now rather than in the EXIT trap, so that the count is the last line.
