@@ -71,7 +71,7 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
             return Err(exists(name, &ctx.spec));
         }
     }
-    let images = PendingImages::prepare(&a.qr, &matrix)?;
+    let images = PendingImages::prepare(ctx, &a.qr, &matrix)?;
     store::ensure_dir(&ctx.spec)?;
     {
         let mut locked = store::lock(&ctx.spec, LOCK_WAIT)?;
@@ -191,54 +191,78 @@ fn shell_word(s: &str) -> String {
 
 /// QR images written to temporary names next to their targets, moved into
 /// place by `commit` once the device is saved, removed if dropped before.
+/// Inside the user's home, root does all of it as the user (see
+/// [`context::acting_user`]).
 struct PendingImages {
-    files: Vec<(PathBuf, PathBuf)>,
+    files: Vec<PendingImage>,
+}
+
+struct PendingImage {
+    tmp: PathBuf,
+    path: PathBuf,
+    /// The identity that writes it; `None`: the caller's.
+    writer: Option<(u32, u32)>,
+}
+
+fn act(writer: Option<(u32, u32)>) -> Result<Option<ActAs>> {
+    Ok(match writer {
+        Some((uid, gid)) => Some(ActAs::user(uid, gid)?),
+        None => None,
+    })
 }
 
 impl PendingImages {
-    fn prepare(qr: &QrArgs, matrix: &Matrix) -> Result<PendingImages> {
+    fn prepare(ctx: &Ctx, qr: &QrArgs, matrix: &Matrix) -> Result<PendingImages> {
         let mut pending = PendingImages { files: Vec::new() };
         if let Some(path) = &qr.qr_png {
             let png = matrix.to_png().map_err(Error::Refused)?;
-            pending.stage(path, &png)?;
+            pending.stage(ctx, path, &png)?;
         }
         if let Some(path) = &qr.qr_svg {
-            pending.stage(path, matrix.to_svg().as_bytes())?;
+            pending.stage(ctx, path, matrix.to_svg().as_bytes())?;
         }
         Ok(pending)
     }
 
-    fn stage(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+    fn stage(&mut self, ctx: &Ctx, path: &Path, bytes: &[u8]) -> Result<()> {
         let name = path.file_name().ok_or_else(|| {
             Error::Usage(format!(
                 "{} must name a file, not a directory",
                 path.display()
             ))
         })?;
+        let path = std::path::absolute(path)
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        let writer = context::acting_user(&path, &ctx.user);
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".{}.tmp", std::process::id()));
         let tmp = path.with_file_name(tmp_name);
+        let _act = act(writer)?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(OFlag::O_NOFOLLOW.bits())
             .open(&tmp)
-            .map_err(|e| file_error(path, "create", e))?;
-        self.files.push((tmp, path.to_owned()));
-        let last = self.files.len() - 1;
+            .map_err(|e| file_error(&path, "create", e))?;
+        self.files.push(PendingImage {
+            tmp,
+            path: path.clone(),
+            writer,
+        });
         file.write_all(bytes)
             .and_then(|()| file.set_permissions(fs::Permissions::from_mode(0o600)))
             .and_then(|()| file.sync_all())
-            .map_err(|e| file_error(&self.files[last].1, "write", e))
+            .map_err(|e| file_error(&path, "write", e))
     }
 
     fn commit(mut self) -> Result<()> {
-        for (tmp, path) in std::mem::take(&mut self.files) {
-            fs::rename(&tmp, &path).map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                file_error(&path, "write", e)
+        for image in std::mem::take(&mut self.files) {
+            let _act = act(image.writer)?;
+            fs::rename(&image.tmp, &image.path).map_err(|e| {
+                let _ = fs::remove_file(&image.tmp);
+                file_error(&image.path, "write", e)
             })?;
         }
         Ok(())
@@ -247,8 +271,12 @@ impl PendingImages {
 
 impl Drop for PendingImages {
     fn drop(&mut self) {
-        for (tmp, _) in &self.files {
-            let _ = fs::remove_file(tmp);
+        for image in &self.files {
+            // Never clean up in the user's home with root's rights.
+            if let Ok(guard) = act(image.writer) {
+                let _ = fs::remove_file(&image.tmp);
+                drop(guard);
+            }
         }
     }
 }
@@ -478,7 +506,7 @@ pub fn show(ctx: &Ctx, a: &ShowArgs) -> Result<()> {
     let d = find(ctx, &file, &a.name)?;
     let url = ctx.url(d, &a.url);
     let matrix = Matrix::encode(&url).map_err(Error::Usage)?;
-    let images = PendingImages::prepare(&a.qr, &matrix)?;
+    let images = PendingImages::prepare(ctx, &a.qr, &matrix)?;
     images.commit()?;
     let now = Timestamp::now();
     if ctx.json {

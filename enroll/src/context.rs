@@ -160,20 +160,24 @@ fn spec_for_path(path: &Path, user: &UserInfo) -> Result<FileSpec> {
             path.display()
         )));
     }
-    let in_home = user.home != Path::new("/")
-        && !user.home.as_os_str().is_empty()
-        && path.starts_with(&user.home);
-    let access = if in_home && user.uid != 0 && geteuid().is_root() {
-        Access::AsUser {
-            uid: user.uid,
-            gid: user.gid,
-        }
-    } else {
-        Access::AsCaller
+    let access = match acting_user(&path, user) {
+        Some((uid, gid)) => Access::AsUser { uid, gid },
+        None => Access::AsCaller,
     };
     Ok(FileSpec {
         path,
         owner: user.uid,
         access,
     })
+}
+
+/// The file-system identity (uid, gid) that writes `path` (absolute) for
+/// `user`: the user's when root writes inside their home, so that root never
+/// follows the user's symlinks with root's rights and what it creates
+/// belongs to the user; `None` (the caller's own) otherwise.
+pub fn acting_user(path: &Path, user: &UserInfo) -> Option<(u32, u32)> {
+    let in_home = user.home != Path::new("/")
+        && !user.home.as_os_str().is_empty()
+        && path.starts_with(&user.home);
+    (in_home && user.uid != 0 && geteuid().is_root()).then_some((user.uid, user.gid))
 }

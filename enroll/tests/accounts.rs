@@ -348,3 +348,72 @@ fn root_with_a_path_inside_the_users_home_writes_as_the_user() {
     .one_line_error(1, "not by the user or root");
     assert!(!other.exists());
 }
+
+#[test]
+fn root_writes_a_qr_image_in_a_users_home_as_that_user() {
+    let Some(user) = TestUser::create("qrh") else {
+        return;
+    };
+    let env = Env::new();
+    let png = user.home.join("qr.png");
+    let svg = user.home.join("qr.svg");
+    env.enroll_nopath(
+        &[
+            "add",
+            "--user",
+            &user.name,
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--qr-png",
+            png.to_str().unwrap(),
+            "--qr-svg",
+            svg.to_str().unwrap(),
+        ],
+        "",
+    )
+    .expect(0);
+    // The user can read the image of their own secret; nobody else can.
+    assert_eq!(mode_owner(&png), (0o600, user.uid));
+    assert_eq!(mode_owner(&svg), (0o600, user.uid));
+}
+
+#[test]
+fn root_does_not_write_a_qr_image_through_a_users_symlinked_directory() {
+    let Some(user) = TestUser::create("qrs") else {
+        return;
+    };
+    let env = Env::new();
+    // The user points a directory of their home at one only root may write.
+    let link = user.home.join("out");
+    std::os::unix::fs::symlink(env.dir.path(), &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(user.uid), Some(user.gid)).unwrap();
+    let png = link.join("qr.png");
+    let out = env.enroll_nopath(
+        &[
+            "add",
+            "--user",
+            &user.name,
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--qr-png",
+            png.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let left: Vec<_> = fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("qr.png"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "root wrote {left:?} into its own directory"
+    );
+    assert!(
+        !user.devices_path().exists(),
+        "nothing saved after the error"
+    );
+}
