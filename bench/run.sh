@@ -89,7 +89,7 @@ restore_args() { # module dir -> pristine template, live template
 
 population() { # dir enrolled [accounts]
     rm -rf "$1"
-    python3 "$ROOT/bench/gen.py" "$1" "$2" "$MODULE" ${3:-}
+    python3 "$ROOT/bench/gen.py" "$1" "$2" "$MODULE" ${3:+"$3"}
     sync # no setup writes left for a module's fsync to flush
 }
 
@@ -140,23 +140,28 @@ done
 # pristine copy first (untimed, fsynced), so one user can log in again within
 # a time step; with 10 000 enrolled users the logins are spread over the whole
 # population (stride 33).
+say "scale: 1, 100 and 10 000 enrolled users of 10 000 accounts, $SCALE_LOGINS logins per module each"
 for n in 1 100 10000; do
-    d=$WORK/scale-$n
-    say "scale: $n enrolled users, $SCALE_LOGINS logins per module"
-    population "$d" "$n" 10000
-    stride=1
-    [ "$n" -gt "$SCALE_LOGINS" ] && stride=$((n / SCALE_LOGINS))
-    first=0
-    while [ "$first" -lt "$SCALE_LOGINS" ]; do
-        c=$BATCH
-        [ $((first + c)) -gt "$SCALE_LOGINS" ] && c=$((SCALE_LOGINS - first))
+    population "$WORK/scale-$n" "$n" 10000
+done
+# All scales and modules take turns batch by batch, so that a busy spell of
+# the disk lands on every column, not on one.
+first=0
+while [ "$first" -lt "$SCALE_LOGINS" ]; do
+    c=$BATCH
+    [ $((first + c)) -gt "$SCALE_LOGINS" ] && c=$((SCALE_LOGINS - first))
+    for n in 1 100 10000; do
+        d=$WORK/scale-$n
+        stride=1
+        [ "$n" -gt "$SCALE_LOGINS" ] && stride=$((n / SCALE_LOGINS))
         for m in $MODULES; do
             # shellcheck disable=SC2046 # two words on purpose
             pamloop "$d" login "$(service "$m" ok)" "$d/users.tsv" ok $((first * stride)) "$c" "$stride" \
                 $(restore_args "$m" "$d") >>"$RAW/scale-$n-$m.txt"
         done
-        first=$((first + c))
+        "$PAMLOOP" fsync "$d" "$c" >>"$RAW/scale-$n-durable.txt"
     done
+    first=$((first + c))
 done
 
 # ---- 4. races --------------------------------------------------------------------
