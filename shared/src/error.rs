@@ -104,9 +104,9 @@ impl fmt::Display for Error {
                     write!(f, ":{line}")?;
                 }
                 if let Some(key) = key {
-                    write!(f, ": key `{key}`")?;
+                    write!(f, ": key `{}`", Escaped(key))?;
                 }
-                write!(f, ": {problem}")
+                write!(f, ": {}", Escaped(problem))
             }
             Error::Insecure { path, reason } => {
                 write!(f, "{}: refused: {reason}", path.display())
@@ -127,6 +127,26 @@ impl fmt::Display for Error {
             Error::Usage(msg) => f.write_str(msg),
             Error::UnknownUser(name) => write!(f, "unknown user `{name}`"),
         }
+    }
+}
+
+/// Writes a string with its control characters escaped (`\n`, `\u{1b}`).
+/// The key and the problem of [`Error::Invalid`] can quote a file's content,
+/// a device file can be its user's own, and the sentence ends up in syslog
+/// and on root's terminal: it must not forge a log line or send an escape
+/// sequence.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -427,3 +427,21 @@ fn the_canonical_text_reads_back_to_the_same_devices() {
     assert_eq!(again, file);
     assert_eq!(again.to_toml("alice"), file.to_toml("alice"));
 }
+
+#[test]
+fn control_characters_from_the_file_never_reach_the_error_line() {
+    // A device file can be its user's own (per-user mode), and its errors
+    // go to syslog through pam_syslog and to root's terminal through
+    // totp-enroll: quoted content must not forge a log line or send an
+    // escape sequence.
+    refused(
+        &file_with("\"x\\nJan  1 sshd[1]: Accepted \\u001b[2J\" = 1"),
+        ":7: key `device[1].x\\nJan  1 sshd[1]: Accepted \\u{1b}[2J`: unknown key (misspelt, \
+         or from a newer version?)",
+    );
+    refused(
+        &file_with("algorithm = \"SHA1\\r\\u0007\""),
+        ":7: key `device[1].algorithm`: unknown algorithm `SHA1\\r\\u{7}`; use SHA1, SHA256 or \
+         SHA512",
+    );
+}
