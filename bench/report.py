@@ -231,7 +231,8 @@ def main():
     md.append(f"## Per login, in process (µs)\n")
     md.append(
         f"Success: {n_ok} distinct users, each logging in once with the current code. "
-        "Failure: the same number of fresh users, one wrong code each. "
+        "Failure: the same number of fresh users, one wrong code each, so no module's throttle or "
+        "rate limit engages (pam_totp also runs with `throttle_factor=0`). "
         "'unexpected' counts logins whose PAM result was not success (resp. `PAM_AUTH_ERR`).\n"
     )
     md.append(

@@ -12,8 +12,8 @@
 # come from nss_wrapper: /etc is never touched. Output: target/bench/
 # (results.md, results.svg, raw/), copied to bench/RESULTS.md, bench/results.svg.
 #
-# Knobs (environment): BENCH_LOGINS (per module and path, default 600),
-# BENCH_SCALE_LOGINS (default 300), BENCH_SKIP_CORE=1, BENCH_SKIP_TOTP=1.
+# Knobs (environment): BENCH_LOGINS (per module and path, default 1000),
+# BENCH_SCALE_LOGINS (default 500), BENCH_SKIP_CORE=1, BENCH_SKIP_TOTP=1.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,8 +21,8 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$TARGET/bench
 WORK=$OUT/work
 RAW=$OUT/raw
-LOGINS=${BENCH_LOGINS:-600}
-SCALE_LOGINS=${BENCH_SCALE_LOGINS:-300}
+LOGINS=${BENCH_LOGINS:-1000}
+SCALE_LOGINS=${BENCH_SCALE_LOGINS:-500}
 BATCH=50
 SEC=/usr/lib/x86_64-linux-gnu/security
 CARGO=${CARGO:-cargo}
