@@ -209,7 +209,9 @@ def main():
         "google-authenticator with `secret=DIR/${USER} user=root` and the file its own tool writes "
         "(`-t -d -f -r 3 -R 30 -w 3`: TOTP, DISALLOW_REUSE, RATE_LIMIT 3/30 s, 5 scratch codes); "
         "pam_oath with one users file, `window=1`; pam_totp in central mode "
-        "`path=DIR/%u.toml` (root-owned 0600 files), failure path with `throttle_factor=0`.\n"
+        "`path=DIR/%u.toml` (root-owned 0600 files), failure path with `throttle_factor=0`. "
+        "Logging is not in these figures: pam_wrapper takes over `pam_syslog`, and without a syslog "
+        "daemon a peer's own `syslog()` fails fast. See bench/README.md for the method and a profile.\n"
     )
 
     # ---- disk check
