@@ -1,7 +1,6 @@
 //! The device model and the device file (DESIGN §3): parsing with errors that
 //! name file, line and key, validation, and the canonical writer.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -234,8 +233,19 @@ impl DeviceFile {
     }
 
     /// The canonical text of the file, with a header naming its user.
+    ///
+    /// Measured first, then written into one allocation of exactly that
+    /// size: a `String` that grows copies the keys into a new buffer and
+    /// frees the old one without wiping it.
     pub fn to_toml(&self, user: &str) -> String {
-        let mut s = String::with_capacity(512 * (self.devices.len() + 1));
+        let mut len = Measure(0);
+        self.write_toml(user, &mut len);
+        let mut s = String::with_capacity(len.0);
+        self.write_toml(user, &mut s);
+        s
+    }
+
+    fn write_toml(&self, user: &str, s: &mut impl std::fmt::Write) {
         let _ = writeln!(
             s,
             "# pam-totp devices for {}. Written by totp-enroll; pam_totp.so updates\n\
@@ -270,7 +280,6 @@ impl DeviceFile {
                 let _ = writeln!(s, "throttling_failure_timestamp = {t}");
             }
         }
-        s
     }
 
     /// The device called `name`.
@@ -298,6 +307,16 @@ impl DeviceFile {
     /// True when at least one device is confirmed.
     pub fn has_confirmed(&self) -> bool {
         self.devices.iter().any(|d| d.confirmed)
+    }
+}
+
+/// Counts the bytes written to it.
+struct Measure(usize);
+
+impl std::fmt::Write for Measure {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
     }
 }
 

@@ -445,3 +445,40 @@ fn control_characters_from_the_file_never_reach_the_error_line() {
          SHA512",
     );
 }
+
+#[test]
+fn the_canonical_text_is_written_into_one_allocation_of_its_exact_size() {
+    // A String that grows leaves a copy of the keys behind, unwiped, in
+    // the buffer it frees. Worst case: 32 devices, 64-byte keys, long
+    // names that quoting doubles, every number and time stamp at its
+    // longest.
+    use shared::device::{Device, Params};
+    use shared::{Algorithm, Secret};
+    let params = Params {
+        algorithm: Algorithm::Sha512,
+        digits: 8,
+        step: 3600,
+        t0: -(1 << 53),
+        tolerance: 10,
+    };
+    let t = Timestamp::from_micros(1_764_310_399_123_457);
+    let mut file = DeviceFile::default();
+    for i in 0..MAX_DEVICES {
+        let name = format!("{}{i:02}", "\"".repeat(62));
+        let mut d = Device::new(&name, Secret::new(vec![0xab; 64]), &params, t);
+        d.drift = i16::MIN;
+        d.last_t = i64::MAX;
+        d.last_used_at = Some(t);
+        d.throttling_failure_count = u32::MAX;
+        d.throttling_failure_timestamp = Some(t);
+        file.add(d).unwrap();
+    }
+    for n in [1, 4, MAX_DEVICES] {
+        let part = DeviceFile {
+            devices: file.devices[..n].to_vec(),
+        };
+        let text = part.to_toml("alice");
+        assert_eq!(text.capacity(), text.len(), "{n} devices");
+        assert_eq!(parse(&text).unwrap(), part);
+    }
+}
