@@ -245,7 +245,10 @@ pub enum Login {
 /// The several-devices rule (DESIGN §4): the code is tried against every
 /// confirmed, non-throttled device in file order; the first that accepts is
 /// updated and no other records a failure; if none accepts, every tried
-/// device records a failure. Throttled devices are untouched.
+/// device records a failure. Throttled devices are untouched. Devices with
+/// the same key, algorithm and digits show the same code for the same
+/// counter, so each is checked against the highest `last_t` among them: a
+/// code is accepted once, not once per copy of the secret.
 pub fn verify_login(
     file: &DeviceFile,
     input: &str,
@@ -262,7 +265,25 @@ pub fn verify_login(
         if !device.confirmed {
             continue;
         }
-        let verdict = check(device, input, now, policy);
+        // Twins (the same key, algorithm and digits: the same code for the
+        // same counter) share replay protection: a code one of them took
+        // is used for all of them.
+        let twins_last_t = file
+            .devices
+            .iter()
+            .filter(|d| {
+                d.key == device.key && d.algorithm == device.algorithm && d.digits == device.digits
+            })
+            .map(|d| d.last_t)
+            .max()
+            .unwrap_or(device.last_t);
+        let verdict = if twins_last_t > device.last_t {
+            let mut guarded = device.clone();
+            guarded.last_t = twins_last_t;
+            check(&guarded, input, now, policy)
+        } else {
+            check(device, input, now, policy)
+        };
         if let Verdict::Accepted { step, offset } = verdict {
             let mut next = file.clone();
             next.devices[index] = apply(device, &verdict, now, policy);

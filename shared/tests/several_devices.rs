@@ -173,3 +173,39 @@ fn spaces_inside_a_code_are_accepted_as_apps_display_them() {
     let (login, _) = verify_login(&file, &spaced, now(), &Policy::default());
     assert!(matches!(login, Login::Accepted { .. }), "{login:?}");
 }
+
+#[test]
+fn a_code_accepted_by_one_device_is_not_accepted_again_by_a_twin_with_the_same_key() {
+    // The same secret under two names (imported twice, or added twice with
+    // --key): each device keeps its own last_t, but a code is one code.
+    let file = DeviceFile {
+        devices: vec![device("a", 1), device("twin", 1)],
+    };
+    let code = code_for(&file.devices[0], now());
+    let (first, after) = verify_login(&file, &code, now(), &Policy::default());
+    assert!(
+        matches!(first, Login::Accepted { index: 0, .. }),
+        "{first:?}"
+    );
+    let (second, after2) = verify_login(&after, &code, now().plus_secs(2), &Policy::default());
+    assert_eq!(
+        second,
+        Login::Rejected {
+            reason: Rejection::Replayed,
+            tried: 2
+        }
+    );
+    assert_eq!(after2.devices[1].last_t, file.devices[1].last_t);
+    // The next step's code is still good, on the first twin.
+    let later = now().plus_secs(30);
+    let (third, _) = verify_login(
+        &after2,
+        &code_for(&file.devices[0], later),
+        later,
+        &Policy {
+            throttle_factor: 0,
+            ..Policy::default()
+        },
+    );
+    assert!(matches!(third, Login::Accepted { .. }), "{third:?}");
+}
