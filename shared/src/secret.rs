@@ -143,11 +143,13 @@ pub fn normalize_code(input: &str, digits: u32) -> Option<Zeroizing<Vec<u8>>> {
     if trimmed.len() > 64 {
         return None;
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(8));
+    let want = digits as usize;
+    // Never grown: a Vec that grows frees a copy of the digits unwiped.
+    let mut out = Zeroizing::new(Vec::with_capacity(want));
     for b in trimmed.bytes() {
         match b {
             b' ' => {}
-            b'0'..=b'9' => out.push(b),
+            b'0'..=b'9' if out.len() < want => out.push(b),
             _ => return None,
         }
     }
