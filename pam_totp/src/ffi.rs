@@ -231,7 +231,21 @@ unsafe fn bounded_copy(p: *const c_char) -> Answer {
     let len = unsafe { libc::strnlen(p, auth::MAX_ANSWER_LEN + 1) };
     // SAFETY: `len` bytes from `p` were just found to be readable.
     let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
-    Answer::new(String::from_utf8_lossy(bytes).into_owned())
+    lossy(bytes)
+}
+
+/// `String::from_utf8_lossy`, into one allocation that never grows (each
+/// invalid byte becomes at most 3 bytes): a growing String would free a
+/// copy of the answer, which may hold a password (`forward_pass`), unwiped.
+fn lossy(bytes: &[u8]) -> Answer {
+    let mut text = String::with_capacity(bytes.len().saturating_mul(3));
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            text.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    Answer::new(text)
 }
 
 impl Host for LibPam {
@@ -354,6 +368,21 @@ impl Host for LibPam {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_that_is_not_utf8_is_read_as_from_utf8_lossy_would() {
+        for bytes in [
+            &b"123456"[..],
+            b"p\xe9ss123456",
+            b"\xff\xfe\xfd",
+            b"\xf0\x9f\x98",
+            "pässwörd".as_bytes(),
+            b"",
+        ] {
+            let answer = lossy(bytes);
+            assert_eq!(answer.expose(), String::from_utf8_lossy(bytes), "{bytes:?}");
+        }
+    }
 
     #[test]
     fn a_panic_inside_the_guard_becomes_the_fail_closed_code() {
