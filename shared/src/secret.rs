@@ -33,12 +33,12 @@ impl Secret {
     /// Parses RFC 4648 base32 as authenticator apps show it: case-insensitive,
     /// spaces and dashes ignored, padding optional.
     pub fn from_base32(text: &str) -> Option<Self> {
-        let mut clean: Zeroizing<String> = Zeroizing::new(
-            text.chars()
-                .filter(|c| !matches!(c, ' ' | '-' | '='))
-                .map(|c| c.to_ascii_uppercase())
-                .collect(),
-        );
+        // Room for the text and its padding up front: a String that grows
+        // frees a copy of the secret unwiped.
+        let mut clean = Zeroizing::new(String::with_capacity(text.len() + 8));
+        for c in text.chars().filter(|c| !matches!(c, ' ' | '-' | '=')) {
+            clean.push(c.to_ascii_uppercase());
+        }
         let pad = (8 - clean.len() % 8) % 8;
         clean.extend(std::iter::repeat_n('=', pad));
         data_encoding::BASE32
