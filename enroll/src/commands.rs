@@ -699,7 +699,7 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
 
 /// Reads a file of the target user: inside their home, as them (root does
 /// not read through someone's symlinks with root's rights).
-fn read_as_user(ctx: &Ctx, path: &Path) -> Result<String> {
+fn read_as_user(ctx: &Ctx, path: &Path) -> Result<zeroize::Zeroizing<String>> {
     let u = &ctx.user;
     let _act = if ctx.root && u.uid != 0 && path.starts_with(&u.home) {
         Some(ActAs::user(u.uid, u.gid)?)
@@ -728,7 +728,7 @@ fn read_as_user(ctx: &Ctx, path: &Path) -> Result<String> {
     read_limited(file, path)
 }
 
-fn read_limited(file: File, path: &Path) -> Result<String> {
+fn read_limited(file: File, path: &Path) -> Result<zeroize::Zeroizing<String>> {
     let meta = file.metadata().map_err(|e| file_error(path, "stat", e))?;
     if !meta.is_file() {
         return Err(Error::Refused(format!(
@@ -736,7 +736,9 @@ fn read_limited(file: File, path: &Path) -> Result<String> {
             path.display()
         )));
     }
-    let mut text = String::new();
+    // Room for the whole cap up front, and wiped when dropped: the file
+    // holds a secret, and a growing String frees copies of it unwiped.
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(MAX_GA_FILE as usize + 1));
     file.take(MAX_GA_FILE + 1)
         .read_to_string(&mut text)
         .map_err(|e| file_error(path, "read", e))?;
