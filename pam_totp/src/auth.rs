@@ -139,8 +139,16 @@ pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
         Err(Error::Unavailable(_)) => code::PAM_AUTHINFO_UNAVAIL,
         // A failing libpam call's own code is passed on (PAM_CONV_ERR,
         // PAM_BUF_ERR, PAM_INCOMPLETE, ...), but never one that could let the
-        // stack go on as if this module had passed or abstained.
-        Err(Error::Pam(_, rc)) if *rc != code::PAM_SUCCESS && *rc != code::PAM_IGNORE => *rc,
+        // stack go on as if this module had passed or abstained
+        // (`required` counts PAM_NEW_AUTHTOK_REQD as ok), nor a value that is
+        // no PAM code (the conversation is the application's function).
+        Err(Error::Pam(_, rc))
+            if (code::PAM_SUCCESS + 1..=code::PAM_INCOMPLETE).contains(rc)
+                && *rc != code::PAM_IGNORE
+                && *rc != code::PAM_NEW_AUTHTOK_REQD =>
+        {
+            *rc
+        }
         Err(Error::Pam(..)) => code::PAM_AUTH_ERR,
     }
 }
@@ -643,6 +651,21 @@ mod tests {
             assert_eq!(
                 pam_code(&Err(Error::Pam("conversation", rc))),
                 code::PAM_AUTH_ERR
+            );
+        }
+    }
+
+    #[test]
+    fn a_failing_libpam_call_never_returns_a_code_a_required_line_counts_as_ok() {
+        // `required` is [success=ok new_authtok_reqd=ok ignore=ignore
+        // default=bad]: an application's conversation that fails with
+        // PAM_NEW_AUTHTOK_REQD must not read as a pass; nor may a value
+        // that is no PAM code at all.
+        for rc in [12, -1, 32, 1000] {
+            assert_eq!(
+                pam_code(&Err(Error::Pam("conversation", rc))),
+                code::PAM_AUTH_ERR,
+                "{rc}"
             );
         }
     }

@@ -39,8 +39,13 @@ pub mod code {
     pub const PAM_USER_UNKNOWN: c_int = 10;
     /// Throttled: too many failures.
     pub const PAM_MAXTRIES: c_int = 11;
+    /// A new password is needed: a `required` line counts it as ok, so the
+    /// module never returns it.
+    pub const PAM_NEW_AUTHTOK_REQD: c_int = 12;
     /// The conversation failed.
     pub const PAM_CONV_ERR: c_int = 19;
     /// Not this module's business (no device with `nullok`; other hooks).
     pub const PAM_IGNORE: c_int = 25;
+    /// The highest PAM return code (the stack is to be resumed later).
+    pub const PAM_INCOMPLETE: c_int = 31;
 }
