@@ -56,7 +56,7 @@ impl Ctx {
         let settings = load_settings(common.config.as_deref())?;
         let spec = match &common.path {
             Some(path) => spec_for_path(path, &user)?,
-            None => FileSpec::for_user(&settings.path, &user),
+            None => FileSpec::for_user(&settings.path, &user)?,
         };
         Ok(Ctx {
             root,

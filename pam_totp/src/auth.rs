@@ -193,7 +193,7 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
         host.log(Level::Notice, "unknown user");
         return Ok(Outcome::UnknownUser);
     };
-    let spec = FileSpec::for_user(&template, &user);
+    let spec = FileSpec::for_user(&template, &user).map_err(Error::Unavailable)?;
     if args.debug {
         debug_config(host, &config, &spec, &policy, &name);
     }

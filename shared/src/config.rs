@@ -46,6 +46,20 @@ impl PathTemplate {
         Ok(PathTemplate(template.to_owned()))
     }
 
+    /// True when the path depends on the user's home (`~/` or `%h`).
+    pub fn uses_home(&self) -> bool {
+        if self.0.starts_with("~/") {
+            return true;
+        }
+        let mut chars = self.0.chars();
+        while let Some(c) = chars.next() {
+            if c == '%' && chars.next() == Some('h') {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The template as written.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -187,6 +201,16 @@ mod tests {
         assert!(t.contains("absolute"));
         let t = PathTemplate::parse("/d/%h/x%%y").unwrap();
         assert_eq!(t.expand(&alice()), PathBuf::from("/d//home/alice/x%y"));
+    }
+
+    #[test]
+    fn templates_know_whether_they_name_the_home() {
+        assert!(PathTemplate::default().uses_home());
+        assert!(PathTemplate::parse("/srv/%h/x").unwrap().uses_home());
+        assert!(!PathTemplate::parse("/var/lib/pam_totp/%u.toml")
+            .unwrap()
+            .uses_home());
+        assert!(!PathTemplate::parse("/var/%%h").unwrap().uses_home());
     }
 
     #[test]

@@ -60,12 +60,23 @@ pub struct FileSpec {
 impl FileSpec {
     /// The device file of `user` under `template`. A file inside the user's
     /// home is accessed as the user; anywhere else as the caller.
-    pub fn for_user(template: &PathTemplate, user: &UserInfo) -> FileSpec {
+    ///
+    /// A template that names the home (`~/`, `%h`) is refused for an account
+    /// whose home is `/` or not absolute: every such account would share one
+    /// root-owned file, so one user's codes would open another's login.
+    pub fn for_user(template: &PathTemplate, user: &UserInfo) -> Result<FileSpec> {
+        let homeless = user.home == Path::new("/") || !user.home.is_absolute();
+        if template.uses_home() && homeless {
+            return Err(Error::Usage(format!(
+                "user {} has no home directory of its own ({}) to hold a per-user \
+                 device file; use a central path such as /var/lib/pam_totp/%u.toml",
+                user.name,
+                user.home.display()
+            )));
+        }
         let path = template.expand(user);
-        let in_home = user.home != Path::new("/")
-            && !user.home.as_os_str().is_empty()
-            && path.starts_with(&user.home);
-        FileSpec {
+        let in_home = !homeless && path.starts_with(&user.home);
+        Ok(FileSpec {
             path,
             owner: user.uid,
             access: if in_home && user.uid != 0 {
@@ -76,7 +87,7 @@ impl FileSpec {
             } else {
                 Access::AsCaller
             },
-        }
+        })
     }
 
     fn act(&self) -> Result<Option<ActAs>> {

@@ -1139,7 +1139,7 @@ fn nobody_home() -> (tempfile::TempDir, UserInfo) {
 #[test]
 fn a_file_saved_in_a_users_home_is_owned_by_that_user_with_mode_0600() {
     let (_base, user) = nobody_home();
-    let spec = FileSpec::for_user(&PathTemplate::default(), &user);
+    let spec = FileSpec::for_user(&PathTemplate::default(), &user).unwrap();
     assert_eq!(
         spec.access,
         Access::AsUser {
@@ -1185,7 +1185,7 @@ fn a_file_saved_in_a_users_home_is_owned_by_that_user_with_mode_0600() {
 #[test]
 fn a_lock_on_a_users_file_acts_as_the_user_until_it_is_dropped() {
     let (_base, user) = nobody_home();
-    let spec = FileSpec::for_user(&PathTemplate::default(), &user);
+    let spec = FileSpec::for_user(&PathTemplate::default(), &user).unwrap();
     store::ensure_dir(&spec).unwrap();
     let (_dir, root_file) = root_only_file();
     let locked = store::lock(&spec, PATIENT).unwrap();
@@ -1200,7 +1200,7 @@ fn a_lock_on_a_users_file_acts_as_the_user_until_it_is_dropped() {
 #[test]
 fn a_users_file_that_only_root_can_read_fails_closed() {
     let (_base, user) = nobody_home();
-    let spec = FileSpec::for_user(&PathTemplate::default(), &user);
+    let spec = FileSpec::for_user(&PathTemplate::default(), &user).unwrap();
     store::ensure_dir(&spec).unwrap();
     // Root-owned is an allowed owner, but the user cannot open it: an error,
     // never "no device".
@@ -1226,7 +1226,7 @@ fn a_users_file_that_only_root_can_read_fails_closed() {
 #[test]
 fn a_refused_file_in_a_users_home_is_refused_the_same_way() {
     let (_base, user) = nobody_home();
-    let spec = FileSpec::for_user(&PathTemplate::default(), &user);
+    let spec = FileSpec::for_user(&PathTemplate::default(), &user).unwrap();
     store::ensure_dir(&spec).unwrap();
     let target = spec.path.with_file_name("real.toml");
     write_private(&target, state(0).to_toml(USER).as_bytes());
@@ -1237,4 +1237,25 @@ fn a_refused_file_in_a_users_home_is_refused_the_same_way() {
         err.to_string(),
         format!("{}: refused: is a symbolic link", spec.path.display())
     );
+}
+
+#[test]
+fn accounts_whose_home_is_the_root_directory_get_no_shared_per_user_file() {
+    let daemon = UserInfo {
+        name: "daemon".into(),
+        uid: 1,
+        gid: 1,
+        home: PathBuf::from("/"),
+    };
+    let err = FileSpec::for_user(&PathTemplate::default(), &daemon).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("user daemon has no home directory of its own"),
+        "{err}"
+    );
+    // Central mode does not depend on the home, so it still works for them.
+    let central = PathTemplate::parse("/var/lib/pam_totp/%u.toml").unwrap();
+    let spec = FileSpec::for_user(&central, &daemon).unwrap();
+    assert_eq!(spec.path, PathBuf::from("/var/lib/pam_totp/daemon.toml"));
+    assert_eq!(spec.access, Access::AsCaller);
 }
