@@ -253,10 +253,12 @@ pub struct AddArgs {
     /// Parameters of the new device.
     #[command(flatten)]
     pub params: ParamArgs,
-    /// Use this key (hex, 10 to 64 bytes) instead of a random one
+    /// Use this key (hex, 10 to 64 bytes) instead of a random one; `-` reads
+    /// it from the first line of stdin, out of sight of `ps` and shell history
     #[arg(long, value_name = "HEX", conflicts_with = "secret")]
     pub key: Option<String>,
-    /// Use this base32 secret (as apps show it; spaces allowed) instead of a random key
+    /// Use this base32 secret (as apps show it; spaces allowed) instead of a
+    /// random key; `-` reads it from the first line of stdin
     #[arg(long, value_name = "BASE32")]
     pub secret: Option<String>,
     /// URL contents.

@@ -51,12 +51,15 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
     validate_name(name).map_err(|m| Error::Usage(format!("--name: {m}")))?;
     let params = ctx.params(&a.params)?;
     let key = match (&a.key, &a.secret) {
-        (Some(hex), _) => Secret::from_hex(hex.trim()).ok_or_else(|| {
-            Error::Usage("--key must be an even number of hex digits (0-9, a-f)".into())
-        })?,
-        (None, Some(b32)) => Secret::from_base32(b32.trim()).ok_or_else(|| {
-            Error::Usage("--secret must be base32 (letters A-Z and digits 2-7)".into())
-        })?,
+        (Some(hex), _) => {
+            Secret::from_hex(secret_arg("--key", hex)?.expose().trim()).ok_or_else(|| {
+                Error::Usage("--key must be an even number of hex digits (0-9, a-f)".into())
+            })?
+        }
+        (None, Some(b32)) => Secret::from_base32(secret_arg("--secret", b32)?.expose().trim())
+            .ok_or_else(|| {
+                Error::Usage("--secret must be base32 (letters A-Z and digits 2-7)".into())
+            })?,
         (None, None) => random_key(params.algorithm.new_key_len())?,
     };
     validate_key(&key).map_err(|m| Error::Usage(format!("--key/--secret: {m}")))?;
@@ -413,6 +416,19 @@ fn attempt(ctx: &Ctx, name: &str, code: &str, now: Timestamp) -> Result<Attempt>
     *device = next;
     locked.save(&file, &ctx.user.name)?;
     Ok(result)
+}
+
+/// The value of `--key`/`--secret`: as given, or with `-` the first line of
+/// stdin (so that the secret is not in the process list or shell history).
+fn secret_arg(flag: &str, value: &str) -> Result<Answer> {
+    if value != "-" {
+        return Ok(Answer::new(value.to_owned()));
+    }
+    read_line(&io::stdin())?.ok_or_else(|| {
+        Error::Usage(format!(
+            "{flag} -: stdin ended before a line with the secret"
+        ))
+    })
 }
 
 /// One line from stdin, at most 256 bytes, without the newline.

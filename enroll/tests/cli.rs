@@ -290,6 +290,47 @@ fn secret_flag_takes_base32_as_apps_show_it() {
 }
 
 #[test]
+fn key_and_secret_given_as_dash_are_read_from_stdin_not_the_command_line() {
+    let env = Env::new();
+    env.enroll(
+        &[
+            "add",
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--name",
+            "hex",
+            "--key",
+            "-",
+        ],
+        &format!("{RFC_KEY}\n"),
+    )
+    .expect(0);
+    env.enroll(
+        &[
+            "add",
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--name",
+            "b32",
+            "--secret",
+            "-",
+        ],
+        "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n",
+    )
+    .expect(0);
+    let f = env.devices();
+    assert_eq!(&*f.find("hex").unwrap().key.to_hex(), RFC_KEY);
+    assert_eq!(&*f.find("b32").unwrap().key.to_hex(), RFC_KEY);
+    // Nothing on stdin: a usage error, and nothing is written.
+    let before = env.bytes();
+    env.enroll(&["add", "--no-confirm", "--name", "none", "--key", "-"], "")
+        .expect(2);
+    assert_eq!(env.bytes(), before);
+}
+
+#[test]
 fn a_short_key_is_accepted_with_a_warning() {
     let env = Env::new();
     let out = env
