@@ -24,9 +24,9 @@ const RFC_KEY: &str = "3132333435363738393031323334353637383930";
 fn vectors() -> serde_json::Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/django-otp.json"
+        "/../shared/tests/data/django-otp.json"
     );
-    serde_json::from_str(&fs::read_to_string(path).expect("../shared/vectors/django-otp.json"))
+    serde_json::from_str(&fs::read_to_string(path).expect("shared/tests/data/django-otp.json"))
         .unwrap()
 }
 
