@@ -398,18 +398,29 @@ impl Locked {
     pub fn replace_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         let tmp = self.spec.temp_name(&self.name, self.lock.is_some());
         let tmp_path = self.dir_path.join(&tmp);
-        // Nobody else writes this temp name (see `temp_name`), so a file
-        // there is stale.
-        match unlinkat(&self.dir_fd, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => return Err(Error::io(&tmp_path, "remove stale temp file", e.into())),
+        let create = || {
+            openat(
+                &self.dir_fd,
+                tmp.as_os_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        let fd = match create() {
+            // Nobody else writes this temp name (see `temp_name`), so a file
+            // there was left by a writer that died: remove it and try once
+            // more. (Unlinking only then saves a system call per login.)
+            Err(Errno::EEXIST) => {
+                unlinkat(&self.dir_fd, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir)
+                    .map_err(|e| Error::io(&tmp_path, "remove stale temp file", e.into()))?;
+                create()
+            }
+            other => other,
         }
-        let fd = openat(
-            &self.dir_fd,
-            tmp.as_os_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
         .map_err(|e| Error::io(&tmp_path, "create", e.into()))?;
         let mut file = File::from(fd);
         let cleanup = |dir: &OwnedFd| {

@@ -1259,3 +1259,16 @@ fn accounts_whose_home_is_the_root_directory_get_no_shared_per_user_file() {
     assert_eq!(spec.path, PathBuf::from("/var/lib/pam_totp/daemon.toml"));
     assert_eq!(spec.access, Access::AsCaller);
 }
+
+#[test]
+fn a_temp_file_left_by_a_writer_that_died_is_replaced_not_fatal() {
+    let fx = Fixture::with_state(&state(-1));
+    // What a writer killed between create and rename leaves behind.
+    write_private(&fx.dir().join(".devices.toml.tmp"), b"half a file");
+    let mut locked = store::lock(&fx.spec(), Duration::from_secs(1)).unwrap();
+    locked.save(&state(7), USER).unwrap();
+    drop(locked);
+    let back = store::read(&fx.spec()).unwrap().unwrap();
+    assert_eq!(back.devices[0].last_t, 7);
+    assert_eq!(fx.listing(), vec!["devices.toml".to_owned()]);
+}
