@@ -164,22 +164,28 @@ impl Dir {
     }
 }
 
-fn check_file(path: &Path, st: &FileStat, owner: u32) -> Result<()> {
+/// Refuses anything but a regular file, naming what it is instead.
+fn require_regular(path: &Path, st: &FileStat) -> Result<()> {
     let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    if kind != SFlag::S_IFREG {
-        let what = match kind {
-            SFlag::S_IFDIR => "a directory",
-            SFlag::S_IFIFO => "a FIFO",
-            SFlag::S_IFLNK => "a symbolic link",
-            SFlag::S_IFSOCK => "a socket",
-            SFlag::S_IFCHR | SFlag::S_IFBLK => "a device node",
-            _ => "not a regular file",
-        };
-        return Err(Error::insecure(
-            path,
-            format!("is {what}, not a regular file"),
-        ));
+    if kind == SFlag::S_IFREG {
+        return Ok(());
     }
+    let what = match kind {
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFIFO => "a FIFO",
+        SFlag::S_IFLNK => "a symbolic link",
+        SFlag::S_IFSOCK => "a socket",
+        SFlag::S_IFCHR | SFlag::S_IFBLK => "a device node",
+        _ => "of an unknown type",
+    };
+    Err(Error::insecure(
+        path,
+        format!("is {what}, not a regular file"),
+    ))
+}
+
+fn check_file(path: &Path, st: &FileStat, owner: u32) -> Result<()> {
+    require_regular(path, st)?;
     if st.st_uid != owner && st.st_uid != 0 {
         return Err(Error::insecure(
             path,
@@ -519,10 +525,7 @@ pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
         Err(e) => return Err(Error::io(path, "open", e.into())),
     };
     let st = fstat(fd.as_fd()).map_err(|e| Error::io(path, "stat", e.into()))?;
-    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    if kind != SFlag::S_IFREG {
-        return Err(Error::insecure(path, "not a regular file"));
-    }
+    require_regular(path, &st)?;
     if st.st_uid != 0 {
         return Err(Error::insecure(
             path,
