@@ -75,16 +75,7 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
         }
     }
     let images = PendingImages::prepare(ctx, &a.qr, &matrix)?;
-    store::ensure_dir(&ctx.spec)?;
-    {
-        let mut locked = store::lock(&ctx.spec, LOCK_WAIT)?;
-        let mut file = locked.devices().cloned().unwrap_or_default();
-        if file.find(name).is_some() {
-            return Err(exists(name, &ctx.spec));
-        }
-        file.add(device.clone()).map_err(Error::Refused)?;
-        locked.save(&file, &ctx.user.name)?;
-    }
+    insert_device(&ctx.spec, &ctx.user.name, &device)?;
     images.commit()?;
     // After the work, so that an error stays the only line on stderr.
     warn_weak_key(&device.key);
@@ -116,6 +107,21 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
     ))?;
     confirm_loop(ctx, name, true)?;
     print(&format!("Device `{name}` is confirmed.\n"))?;
+    Ok(())
+}
+
+/// Adds a new device to `user`'s file under the lock, creating the file and
+/// its directory if need be; refuses a name taken meanwhile. Nothing is
+/// written on error.
+fn insert_device(spec: &FileSpec, user: &str, device: &Device) -> Result<()> {
+    store::ensure_dir(spec)?;
+    let mut locked = store::lock(spec, LOCK_WAIT)?;
+    let mut file: DeviceFile = locked.devices().cloned().unwrap_or_default();
+    if file.find(&device.name).is_some() {
+        return Err(exists(&device.name, spec));
+    }
+    file.add(device.clone()).map_err(Error::Refused)?;
+    locked.save(&file, user)?;
     Ok(())
 }
 
@@ -659,16 +665,7 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
             return Err(exists(name, &ctx.spec));
         }
     }
-    store::ensure_dir(&ctx.spec)?;
-    {
-        let mut locked = store::lock(&ctx.spec, LOCK_WAIT)?;
-        let mut file = locked.devices().cloned().unwrap_or_default();
-        if file.find(name).is_some() {
-            return Err(exists(name, &ctx.spec));
-        }
-        file.add(device.clone()).map_err(Error::Refused)?;
-        locked.save(&file, &ctx.user.name)?;
-    }
+    insert_device(&ctx.spec, &ctx.user.name, &device)?;
     warn_weak_key(&ga.secret);
     if ga.scratch_codes > 0 {
         note(&format!(
@@ -868,16 +865,7 @@ fn batch_one(
         Timestamp::now(),
     );
     device.confirmed = a.confirmed;
-    store::ensure_dir(&spec)?;
-    {
-        let mut locked = store::lock(&spec, LOCK_WAIT)?;
-        let mut file: DeviceFile = locked.devices().cloned().unwrap_or_default();
-        if file.find(name).is_some() {
-            return Err(exists(name, &spec));
-        }
-        file.add(device.clone()).map_err(Error::Refused)?;
-        locked.save(&file, &info.name)?;
-    }
+    insert_device(&spec, &info.name, &device)?;
     let url = context::device_url(
         settings,
         &device,
