@@ -94,12 +94,13 @@ def main():
     for base in ("", "pristine"):
         write(os.path.join(root, base, "oath", "users"), "\n".join(oath) + "\n")
 
+    # An empty settings file: the defaults, whatever /etc holds.
+    write(os.path.join(root, "settings.toml"), "# defaults\n", 0o644)
     svc = os.path.join(root, "svc")
     services = {
         "bench-permit": f"auth required {SEC}/pam_permit.so",
-        # config= names a file that does not exist: defaults, whatever /etc holds
-        "bench-totp": f"auth required {module} path={root}/totp/%u.toml config={root}/none.toml",
-        "bench-totp-nothrottle": f"auth required {module} path={root}/totp/%u.toml config={root}/none.toml throttle_factor=0",
+        "bench-totp": f"auth required {module} path={root}/totp/%u.toml config={root}/settings.toml",
+        "bench-totp-nothrottle": f"auth required {module} path={root}/totp/%u.toml config={root}/settings.toml throttle_factor=0",
         "bench-ga": f"auth required {SEC}/pam_google_authenticator.so secret={root}/ga/${{USER}} user=root",
         "bench-oath": f"auth required {SEC}/pam_oath.so usersfile={root}/oath/users window=1 digits=6",
         "other": f"auth required {SEC}/pam_deny.so",

@@ -41,7 +41,10 @@ mkdir -m 700 "$work/pam.d" "$work/totp" "$work/ga"
 
 printf 'auth required pam_deny.so\n' > "$work/pam.d/other"
 printf 'auth required pam_permit.so\n' > "$work/pam.d/permit"
-printf 'auth required %s path=%s/%%u.toml config=%s/none.toml\n' \
+# An empty settings file: the defaults, whatever /etc holds.
+printf '# defaults\n' > "$work/settings.toml"
+chmod 644 "$work/settings.toml"
+printf 'auth required %s path=%s/%%u.toml config=%s/settings.toml\n' \
     "$module" "$work/totp" "$work" > "$work/pam.d/totp"
 printf 'auth required pam_google_authenticator.so secret=%s/secret\n' \
     "$work/ga" > "$work/pam.d/google"

@@ -87,14 +87,20 @@ impl Ctx {
 /// Reads the settings. The default file may be missing (defaults); a file
 /// named with `--config` must exist.
 pub fn load_settings(path: Option<&Path>) -> Result<Settings> {
-    let file = path.unwrap_or(Path::new(DEFAULT_CONFIG));
-    if path.is_some() && !file.exists() {
-        return Err(Error::Usage(format!(
-            "settings file {} does not exist; check --config",
-            file.display()
-        )));
+    match path {
+        // Named by --config: a missing file is an error (shared's rule, the
+        // same as the module's config=), not a quiet return to the defaults.
+        Some(file) => Settings::load_named(file).map_err(|e| match e {
+            shared::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Usage(format!(
+                    "settings file {} does not exist; check --config",
+                    file.display()
+                ))
+            }
+            other => Error::Config(other),
+        }),
+        None => Settings::load(Path::new(DEFAULT_CONFIG)).map_err(Error::Config),
     }
-    Settings::load(file).map_err(Error::Config)
 }
 
 /// See [`Ctx::params`].

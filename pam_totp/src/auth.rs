@@ -172,11 +172,17 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             panic!("test_panic: a deliberate panic inside pam_sm_authenticate");
         }
     }
-    let config = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let settings = Settings::load(&config).map_err(Error::Config)?;
+    // A file named by `config=` must exist: a typo there must not quietly
+    // bring back the defaults (and with them, perhaps, per-user files and
+    // `nullok` users let in without a code).
+    let (config, settings) = match &args.config {
+        Some(path) => (path.clone(), Settings::load_named(path)),
+        None => (
+            PathBuf::from(DEFAULT_CONFIG),
+            Settings::load(Path::new(DEFAULT_CONFIG)),
+        ),
+    };
+    let settings = settings.map_err(Error::Config)?;
     let template = args.path.clone().unwrap_or(settings.path);
     let mut policy = settings.policy;
     if let Some(factor) = args.throttle_factor {

@@ -169,6 +169,20 @@ impl Settings {
             Some(text) => Settings::parse(&text, path),
         }
     }
+
+    /// Reads a settings file that was named explicitly (`config=FILE`,
+    /// `--config FILE`): unlike the default file, a missing one is an error,
+    /// so that a typo cannot quietly bring back the defaults.
+    pub fn load_named(path: &Path) -> Result<Settings> {
+        match crate::store::read_trusted_config(path)? {
+            None => Err(Error::io(
+                path,
+                "open the settings file",
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )),
+            Some(text) => Settings::parse(&text, path),
+        }
+    }
 }
 
 #[cfg(test)]

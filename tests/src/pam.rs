@@ -685,6 +685,19 @@ impl DeviceDir {
         self.dir.path()
     }
 
+    /// An empty settings file in this directory (root-owned, 0644: the
+    /// defaults), for `config=` so that the machine's own settings do not
+    /// leak into a test. Created on first use.
+    pub fn settings(&self) -> Result<PathBuf> {
+        let path = self.dir.path().join("settings.toml");
+        if !path.exists() {
+            fs::write(&path, "# defaults\n").map_err(|e| format!("{}: {e}", path.display()))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+                .map_err(|e| format!("chmod: {e}"))?;
+        }
+        Ok(path)
+    }
+
     /// The module argument that points at this directory: `path=<dir>/%u.toml`.
     pub fn path_arg(&self) -> String {
         format!("path={}/%u.toml", self.dir.path().display())

@@ -6,8 +6,8 @@
 //! The module under test is the one `cargo build -p pam_totp` just built
 //! (see `pam_totp_tests::pam::module`). Device files live in a private
 //! central-mode directory (`path=<tmp>/%u.toml`) unless a test is about the
-//! per-user mode; every service line points `config=` at a file that does
-//! not exist, so the machine's `/etc/security/pam_totp.toml` never matters.
+//! per-user mode; every service line points `config=` at an empty settings
+//! file, so the machine's `/etc/security/pam_totp.toml` never matters.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
@@ -43,13 +43,13 @@ impl Fixture {
         }
     }
 
-    /// The arguments every line gets: the device directory and a settings
-    /// file that does not exist (defaults).
+    /// The arguments every line gets: the device directory and an empty
+    /// settings file (defaults).
     fn base_args(&self) -> String {
         format!(
-            "{} config={}/no-settings.toml",
+            "{} config={}",
             self.devices.path_arg(),
-            self.devices.dir().display()
+            self.devices.settings().unwrap().display()
         )
     }
 
@@ -491,12 +491,25 @@ fn a_bad_module_argument_is_pam_service_err_and_logged() {
 }
 
 #[test]
-fn a_bad_or_insecure_settings_file_is_pam_service_err_and_logged() {
-    if !skip_unless_root("a_bad_or_insecure_settings_file_is_pam_service_err") {
+fn a_bad_insecure_or_missing_settings_file_is_pam_service_err_and_logged() {
+    if !skip_unless_root("a_bad_insecure_or_missing_settings_file_is_pam_service_err") {
         return;
     }
     let f = Fixture::new();
     let d = f.enroll();
+
+    // Named by config= but missing (a typo): no quiet return to the
+    // defaults, even with nullok.
+    let missing = f.devices.dir().join("no-such-settings.toml");
+    let line = format!(
+        "{} config={} nullok",
+        f.devices.path_arg(),
+        missing.display()
+    );
+    f.services.probe("typo", &f.module, &line).unwrap();
+    let run = f.login("typo", &[&code_now(&d)]);
+    assert_eq!(run.result, PamResult::ServiceErr, "{run}");
+    assert!(run.log_text().contains("no-such-settings.toml"), "{run}");
     let config = f.devices.dir().join("settings.toml");
     let line = format!("{} config={}", f.devices.path_arg(), config.display());
     f.services.probe("totp", &f.module, &line).unwrap();
@@ -689,9 +702,11 @@ fn per_user_mode_uses_the_file_in_the_home_and_keeps_it_the_users() {
     let user = TestUser::create("pamtotp-mod1").unwrap();
     let services = Services::new().unwrap();
     let m = module().unwrap();
-    let missing = services.dir().join("no-settings.toml");
+    let settings = services.dir().join("settings.toml");
+    fs::write(&settings, "").unwrap();
+    fs::set_permissions(&settings, fs::Permissions::from_mode(0o644)).unwrap();
     services
-        .probe("totp", &m, &format!("config={}", missing.display()))
+        .probe("totp", &m, &format!("config={}", settings.display()))
         .unwrap();
     let dir = user.home.join(".config/pam_totp");
     fs::create_dir_all(&dir).unwrap();

@@ -24,11 +24,11 @@ fn sixteen_simultaneous_logins_with_one_valid_code_let_exactly_one_in() {
     let _service = PamService::install(
         &name,
         &format!(
-            "auth required {} {} config={}/no-settings.toml\n\
+            "auth required {} {} config={}\n\
              account required pam_permit.so\n",
             module().unwrap().display(),
             devices.path_arg(),
-            devices.dir().display()
+            devices.settings().unwrap().display()
         ),
     )
     .unwrap();

@@ -48,9 +48,9 @@ fn replay(name: &str) {
     let devices = DeviceDir::new().unwrap();
     let services = Services::new().unwrap();
     let mut args = format!(
-        "{} config={}/no-settings.toml throttle_factor={}",
+        "{} config={} throttle_factor={}",
         devices.path_arg(),
-        devices.dir().display(),
+        devices.settings().unwrap().display(),
         settings["OTP_TOTP_THROTTLE_FACTOR"].as_u64().unwrap()
     );
     if settings["OTP_TOTP_SYNC"] == false {
