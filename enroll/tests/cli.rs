@@ -21,6 +21,15 @@ fn me() -> String {
 
 const RFC_KEY: &str = "3132333435363738393031323334353637383930";
 
+/// `add --no-confirm` of an unconfirmed device with the RFC 4226 key.
+fn add_rfc_device(env: &Env) {
+    env.enroll(
+        &["add", "--no-confirm", "--qr", "none", "--key", RFC_KEY],
+        "",
+    )
+    .expect(0);
+}
+
 fn vectors() -> serde_json::Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -743,11 +752,7 @@ fn confirm_marks_a_device_confirmed_with_a_current_code() {
 #[test]
 fn confirm_refuses_a_code_that_was_used_already() {
     let env = Env::new();
-    env.enroll(
-        &["add", "--no-confirm", "--qr", "none", "--key", RFC_KEY],
-        "",
-    )
-    .expect(0);
+    add_rfc_device(&env);
     // The app's current code was already accepted (last_t = now's step):
     // confirming with it is a replay, as at login.
     let mut f = env.devices();
@@ -764,11 +769,7 @@ fn confirm_refuses_a_code_that_was_used_already() {
 #[test]
 fn confirm_json_reads_the_code_from_stdin_without_a_prompt() {
     let env = Env::new();
-    env.enroll(
-        &["add", "--no-confirm", "--qr", "none", "--key", RFC_KEY],
-        "",
-    )
-    .expect(0);
+    add_rfc_device(&env);
     let out = env
         .enroll(
             &["confirm", "default", "--json"],
@@ -975,11 +976,7 @@ fn remove_deletes_only_the_named_device() {
 #[test]
 fn reset_clears_the_throttle_so_the_device_accepts_codes_again() {
     let env = Env::new();
-    env.enroll(
-        &["add", "--no-confirm", "--qr", "none", "--key", RFC_KEY],
-        "",
-    )
-    .expect(0);
+    add_rfc_device(&env);
     let mut f = env.devices();
     f.devices[0].confirmed = true;
     f.devices[0].throttling_failure_count = 12;
@@ -1020,11 +1017,7 @@ fn reset_clears_the_throttle_so_the_device_accepts_codes_again() {
 #[test]
 fn every_failed_command_leaves_the_existing_file_byte_identical() {
     let env = Env::new();
-    env.enroll(
-        &["add", "--no-confirm", "--qr", "none", "--key", RFC_KEY],
-        "",
-    )
-    .expect(0);
+    add_rfc_device(&env);
     let before = env.bytes();
     let absent = env.path("absent");
     let ga_hotp = env.path("ga-hotp");
@@ -1176,11 +1169,7 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
 #[test]
 fn the_device_file_written_is_the_canonical_format_shared_reads() {
     let env = Env::new();
-    env.enroll(
-        &["add", "--no-confirm", "--qr", "none", "--key", RFC_KEY],
-        "",
-    )
-    .expect(0);
+    add_rfc_device(&env);
     let text = fs::read_to_string(&env.devices).unwrap();
     assert!(text.starts_with(&format!("# pam-totp devices for {}.", me())));
     let parsed = parse_devices(&env.devices);
