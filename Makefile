@@ -3,9 +3,17 @@ CARGO ?= cargo
 PREFIX ?= /usr
 DESTDIR ?=
 
-.PHONY: all build release demo test test-rust test-packaging lint deb rpm install man bench clean
+.PHONY: all deps build release demo test test-rust test-packaging lint deb rpm install man bench clean
+
+# What `make demo` needs beyond Rust: libpam to link, pam_wrapper and
+# pamtester to log in without touching /etc/pam.d, oathtool to show the code.
+DEMO_PACKAGES = build-essential pkg-config libpam0g-dev libpam-wrapper pamtester oathtool
 
 all: build
+
+# Every Debian package and cargo tool the tests need (as root; idempotent).
+deps:
+	.ci/install-deps
 
 build:
 	$(CARGO) build --workspace --locked
@@ -13,13 +21,15 @@ build:
 release:
 	$(CARGO) build --release --locked -p pam_totp -p totp-enroll
 
-# Builds everything and shows the main job through real libpam (pam_wrapper),
-# without touching /etc/pam.d.
-demo: build
+# Installs what it needs, builds everything and shows the main job through
+# real libpam (pam_wrapper), without touching /etc/pam.d.
+demo:
+	.ci/install-deps $(DEMO_PACKAGES)
+	$(CARGO) build --workspace --locked
 	scripts/demo.sh
 
 # Every test: unit, CLI, real libpam, sshd and sudo, then the packages.
-test: build test-rust test-packaging
+test: deps build test-rust test-packaging
 
 test-rust:
 	$(CARGO) test --workspace --locked
