@@ -57,6 +57,16 @@ impl Login {
                 .contains(&format!("logged in as {}", self.user.name))
     }
 
+    /// The login failed and the user was told "Permission denied".
+    fn assert_denied(&self, s: &Session) {
+        assert!(!self.logged_in(s), "{}", self.explain(s));
+        assert!(
+            s.transcript.contains("Permission denied"),
+            "{}",
+            self.explain(s)
+        );
+    }
+
     /// Context for a failed assertion: what the user saw and what sshd said.
     fn explain(&self, s: &Session) -> String {
         format!(
@@ -159,13 +169,8 @@ fn a_key_and_a_wrong_code_are_denied() {
     let l = setup("key-wrong", &Setup::KeyAndCode, true, &[]);
     let s = l.ssh(&[&l.wrong_code()]);
     eprintln!("--- a refused login, as the user saw it:\n{}", s.transcript);
-    assert!(!l.logged_in(&s), "{}", l.explain(&s));
     assert_eq!(s.exit, Some(255), "{}", l.explain(&s));
-    assert!(
-        s.transcript.contains("Permission denied"),
-        "{}",
-        l.explain(&s)
-    );
+    l.assert_denied(&s);
     let state = l.user.read_devices().unwrap();
     assert!(
         state.contains("throttling_failure_count = 1"),
@@ -279,14 +284,9 @@ fn a_user_without_a_device_file_is_denied_without_nullok() {
     }
     let l = setup("key-nodev", &Setup::KeyAndCode, false, &[]);
     let s = l.ssh(&["123456"]);
-    assert!(!l.logged_in(&s), "{}", l.explain(&s));
     // Prompted anyway: whether a user has enrolled is not revealed.
     assert_eq!(s.prompts, 1, "{}", l.explain(&s));
-    assert!(
-        s.transcript.contains("Permission denied"),
-        "{}",
-        l.explain(&s)
-    );
+    l.assert_denied(&s);
 }
 
 // --- password then code ----------------------------------------------------
@@ -309,13 +309,8 @@ fn the_password_then_a_wrong_code_are_denied() {
     }
     let l = setup("pw-wrong", &Setup::PasswordThenCode, true, &[]);
     let s = l.ssh(&[&l.user.password, &l.wrong_code()]);
-    assert!(!l.logged_in(&s), "{}", l.explain(&s));
     assert_eq!(s.prompts, 2, "{}", l.explain(&s));
-    assert!(
-        s.transcript.contains("Permission denied"),
-        "{}",
-        l.explain(&s)
-    );
+    l.assert_denied(&s);
 }
 
 #[test]
@@ -361,12 +356,7 @@ fn forward_pass_denies_the_password_with_a_wrong_code() {
     }
     let l = setup("fp-wrong", &Setup::ForwardPass, true, &[]);
     let s = l.ssh(&[&format!("{}{}", l.user.password, l.wrong_code())]);
-    assert!(!l.logged_in(&s), "{}", l.explain(&s));
-    assert!(
-        s.transcript.contains("Permission denied"),
-        "{}",
-        l.explain(&s)
-    );
+    l.assert_denied(&s);
 }
 
 #[test]
@@ -376,12 +366,7 @@ fn forward_pass_denies_a_wrong_password_with_the_correct_code() {
     }
     let l = setup("fp-badpw", &Setup::ForwardPass, true, &[]);
     let s = l.ssh(&[&format!("not-the-password{}", l.code())]);
-    assert!(!l.logged_in(&s), "{}", l.explain(&s));
-    assert!(
-        s.transcript.contains("Permission denied"),
-        "{}",
-        l.explain(&s)
-    );
+    l.assert_denied(&s);
 }
 
 #[test]
