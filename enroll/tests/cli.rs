@@ -21,6 +21,15 @@ fn me() -> String {
 
 const RFC_KEY: &str = "3132333435363738393031323334353637383930";
 
+/// A six-digit code that is not `right`.
+fn other_code(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
 /// `add --no-confirm` of an unconfirmed device with the RFC 4226 key.
 fn add_rfc_device(env: &Env) {
     env.enroll(
@@ -107,11 +116,7 @@ fn add_confirms_the_device_with_the_code_the_app_shows() {
 fn a_wrong_confirmation_code_exits_1_and_leaves_the_device_unconfirmed() {
     let env = Env::new();
     let right = code_now(RFC_KEY);
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = other_code(&right);
     let out = env.enroll(
         &["add", "--key", RFC_KEY, "--qr", "none"],
         &format!("{wrong}\n"),
@@ -138,11 +143,7 @@ fn a_wrong_confirmation_code_exits_1_and_leaves_the_device_unconfirmed() {
 fn a_wrong_code_then_the_right_one_confirms_after_the_throttle_delay() {
     let env = Env::new();
     let right = code_now(RFC_KEY);
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = other_code(&right);
     let out = env.enroll(
         &["add", "--key", RFC_KEY, "--qr", "none"],
         &format!("{wrong}\n{right}\n"),
