@@ -182,8 +182,8 @@ fn spec_for_path(path: &Path, user: &UserInfo) -> Result<FileSpec> {
 /// follows the user's symlinks with root's rights and what it creates
 /// belongs to the user; `None` (the caller's own) otherwise.
 pub fn acting_user(path: &Path, user: &UserInfo) -> Option<(u32, u32)> {
-    let in_home = user.home != Path::new("/")
-        && !user.home.as_os_str().is_empty()
-        && path.starts_with(&user.home);
-    (in_home && user.uid != 0 && geteuid().is_root()).then_some((user.uid, user.gid))
+    match Access::for_path(path, user) {
+        Access::AsUser { uid, gid } if geteuid().is_root() => Some((uid, gid)),
+        _ => None,
+    }
 }

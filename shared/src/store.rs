@@ -46,6 +46,24 @@ pub enum Access {
     },
 }
 
+impl Access {
+    /// The rule for every file pam-totp touches on a user's behalf: inside
+    /// the user's own home (not `/`), as the user, so that root never
+    /// follows the user's links with root's rights and what it creates is
+    /// the user's; anywhere else, as the caller.
+    pub fn for_path(path: &Path, user: &UserInfo) -> Access {
+        let has_home = user.home != Path::new("/") && user.home.is_absolute();
+        if has_home && user.uid != 0 && path.starts_with(&user.home) {
+            Access::AsUser {
+                uid: user.uid,
+                gid: user.gid,
+            }
+        } else {
+            Access::AsCaller
+        }
+    }
+}
+
 /// One device file: where it is, who may own it, how to open it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileSpec {
@@ -75,18 +93,10 @@ impl FileSpec {
             )));
         }
         let path = template.expand(user);
-        let in_home = !homeless && path.starts_with(&user.home);
         Ok(FileSpec {
+            access: Access::for_path(&path, user),
             path,
             owner: user.uid,
-            access: if in_home && user.uid != 0 {
-                Access::AsUser {
-                    uid: user.uid,
-                    gid: user.gid,
-                }
-            } else {
-                Access::AsCaller
-            },
         })
     }
 
