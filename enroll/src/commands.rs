@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use shared::device::{validate_key, validate_name, Device, DeviceFile, WEAK_KEY_LEN};
+use shared::manage::{self, Confirmation};
 use shared::secret::{Answer, Secret};
-use shared::store::{self, FileSpec, LOCK_WAIT};
+use shared::store::Store;
 use shared::user::{ActAs, UserInfo};
-use shared::verify::{verify, Rejection, Verdict};
+use shared::verify::Rejection;
 use shared::Timestamp;
 
 use crate::cli::{
@@ -69,13 +70,9 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
     let matrix = Matrix::encode(&url).map_err(Error::Usage)?;
 
     // Refuse early, before anything is written, when the name is taken.
-    if let Some(file) = store::read(&ctx.spec)? {
-        if file.find(name).is_some() {
-            return Err(exists(name, &ctx.spec));
-        }
-    }
+    refuse_taken(ctx, name)?;
     let images = PendingImages::prepare(ctx, &a.qr, &matrix)?;
-    insert_device(&ctx.spec, &ctx.user.name, &device)?;
+    manage::add(&ctx.store, &device)?;
     images.commit()?;
     // After the work, so that an error stays the only line on stderr.
     warn_weak_key(&device.key);
@@ -85,11 +82,7 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
     }
     let mut text = format!(
         "New device `{name}` for {} ({}, {} digits, a code every {} s), saved in {}.\n\n",
-        ctx.user.name,
-        device.algorithm,
-        device.digits,
-        device.step,
-        ctx.spec.path.display()
+        ctx.user.name, device.algorithm, device.digits, device.step, ctx.store
     );
     text.push_str(&setup_text(&device, &url, &matrix, &a.qr));
     print(&text)?;
@@ -97,7 +90,7 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
         print(&format!(
             "\nThe device is not confirmed yet and cannot be used to log in: run\n  \
              totp-enroll confirm {}\nwith a code from the app.\n",
-            shell_word(name)
+            manage::shell_word(name)
         ))?;
         return Ok(());
     }
@@ -108,30 +101,6 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
     confirm_loop(ctx, name, true)?;
     print(&format!("Device `{name}` is confirmed.\n"))?;
     Ok(())
-}
-
-/// Adds a new device to `user`'s file under the lock, creating the file and
-/// its directory if need be; refuses a name taken meanwhile. Nothing is
-/// written on error.
-fn insert_device(spec: &FileSpec, user: &str, device: &Device) -> Result<()> {
-    store::ensure_dir(spec)?;
-    let mut locked = store::lock(spec, LOCK_WAIT)?;
-    let mut file: DeviceFile = locked.devices().cloned().unwrap_or_default();
-    if file.find(&device.name).is_some() {
-        return Err(exists(&device.name, spec));
-    }
-    file.add(device.clone()).map_err(Error::Refused)?;
-    locked.save(&file, user)?;
-    Ok(())
-}
-
-fn exists(name: &str, spec: &FileSpec) -> Error {
-    Error::Refused(format!(
-        "a device named `{name}` exists already in {}; choose another --name, \
-         or `totp-enroll remove {}` first",
-        spec.path.display(),
-        shell_word(name)
-    ))
 }
 
 /// A new key from the OS: getrandom(2), which needs no file descriptor and
@@ -184,18 +153,6 @@ fn setup_text(device: &Device, url: &str, matrix: &Matrix, qr: &QrArgs) -> Strin
         }
     }
     text
-}
-
-/// Quotes a device name for a command line suggestion when it needs it.
-fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.+@:/=".contains(&b))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// QR images written to temporary names next to their targets, moved into
@@ -321,12 +278,6 @@ pub fn confirm(ctx: &Ctx, a: &ConfirmArgs) -> Result<()> {
     print(&format!("Device `{}` is confirmed.\n", a.name))
 }
 
-enum Attempt {
-    Accepted(Device),
-    Wrong(Rejection),
-    Throttled(Timestamp),
-}
-
 /// Reads codes from stdin until one confirms the device `name` (under the
 /// module's rules), the input ends, or too many are wrong. `--json` (not
 /// interactive) takes one code and no prompt.
@@ -339,7 +290,7 @@ fn confirm_loop(ctx: &Ctx, name: &str, interactive: bool) -> Result<Device> {
     let unconfirmed = |why: &str| {
         Error::Refused(format!(
             "{why}; device `{name}` stays unconfirmed: run `totp-enroll confirm {}` to try again",
-            shell_word(name)
+            manage::shell_word(name)
         ))
     };
     let mut retry: Option<Answer> = None;
@@ -363,10 +314,9 @@ fn confirm_loop(ctx: &Ctx, name: &str, interactive: bool) -> Result<Device> {
                 }
             }
         };
-        let now = Timestamp::now();
-        match attempt(ctx, name, code.expose(), now)? {
-            Attempt::Accepted(d) => return Ok(d),
-            Attempt::Wrong(reason) => {
+        match manage::confirm(&ctx.store, name, code.expose(), &ctx.settings.policy)? {
+            Confirmation::Confirmed(d) => return Ok(d),
+            Confirmation::Rejected(reason) => {
                 wrong += 1;
                 let what = match reason {
                     Rejection::Replayed => "that code was used already",
@@ -378,7 +328,7 @@ fn confirm_loop(ctx: &Ctx, name: &str, interactive: bool) -> Result<Device> {
                 }
                 note(&format!("{what}; enter the code the app shows now."));
             }
-            Attempt::Throttled(until) => {
+            Confirmation::Throttled { until, now } => {
                 let wait =
                     Duration::from_micros(u64::try_from(until.micros_since(now)).unwrap_or(0));
                 if wait > MAX_THROTTLE_WAIT {
@@ -396,32 +346,6 @@ fn confirm_loop(ctx: &Ctx, name: &str, interactive: bool) -> Result<Device> {
             }
         }
     }
-}
-
-/// One confirmation attempt under the lock: `shared::verify` on the device,
-/// the new state saved (a failure counts as at login), `confirmed = true`
-/// only when the code is accepted.
-fn attempt(ctx: &Ctx, name: &str, code: &str, now: Timestamp) -> Result<Attempt> {
-    let mut locked = store::lock(&ctx.spec, LOCK_WAIT)?;
-    let mut file = locked.devices().cloned().ok_or_else(|| no_file(ctx))?;
-    let Some(device) = file.find_mut(name) else {
-        return Err(no_device(ctx, name));
-    };
-    if device.confirmed {
-        return Ok(Attempt::Accepted(device.clone()));
-    }
-    let (verdict, mut next) = verify(device, code, now, &ctx.settings.policy);
-    let result = match verdict {
-        Verdict::Throttled { until } => return Ok(Attempt::Throttled(until)),
-        Verdict::Accepted { .. } => {
-            next.confirmed = true;
-            Attempt::Accepted(next.clone())
-        }
-        Verdict::Rejected(r) => Attempt::Wrong(r),
-    };
-    *device = next;
-    locked.save(&file, &ctx.user.name)?;
-    Ok(result)
 }
 
 /// The value of `--key`/`--secret`: as given, or with `-` the first line of
@@ -457,7 +381,7 @@ fn read_line(stdin: &io::Stdin) -> Result<Option<Answer>> {
 
 /// `list`.
 pub fn list(ctx: &Ctx) -> Result<()> {
-    let file = store::read(&ctx.spec)?.unwrap_or_default();
+    let file = ctx.store.read()?.devices.unwrap_or_default();
     let now = Timestamp::now();
     if ctx.json {
         for d in &file.devices {
@@ -468,8 +392,7 @@ pub fn list(ctx: &Ctx) -> Result<()> {
     if file.devices.is_empty() {
         return print(&format!(
             "{} has no devices ({}).\nAdd one with `totp-enroll add`.\n",
-            ctx.user.name,
-            ctx.spec.path.display()
+            ctx.user.name, ctx.store
         ));
     }
     let mut rows = vec![[
@@ -539,7 +462,7 @@ pub fn show(ctx: &Ctx, a: &ShowArgs) -> Result<()> {
         "Device `{}` of {} ({}):\n  confirmed:     {}\n  parameters:    {}, {} digits, step {} s, t0 {}, tolerance ±{}\n",
         d.name,
         ctx.user.name,
-        ctx.spec.path.display(),
+        ctx.store,
         if d.confirmed { "yes" } else { "no: run `totp-enroll confirm`" },
         d.algorithm,
         d.digits,
@@ -583,17 +506,7 @@ pub fn show(ctx: &Ctx, a: &ShowArgs) -> Result<()> {
 
 /// `remove NAME`.
 pub fn remove(ctx: &Ctx, a: &NameArg) -> Result<()> {
-    read_existing(ctx)?;
-    {
-        let mut locked = store::lock(&ctx.spec, LOCK_WAIT)?;
-        let mut file = locked.devices().cloned().ok_or_else(|| no_file(ctx))?;
-        let before = file.devices.len();
-        file.devices.retain(|d| d.name != a.name);
-        if file.devices.len() == before {
-            return Err(no_device(ctx, &a.name));
-        }
-        locked.save(&file, &ctx.user.name)?;
-    }
+    manage::remove(&ctx.store, &a.name)?;
     if ctx.json {
         #[derive(serde::Serialize)]
         struct Removed<'a> {
@@ -615,20 +528,7 @@ pub fn remove(ctx: &Ctx, a: &NameArg) -> Result<()> {
 
 /// `reset NAME`: failure count 0, failure timestamp cleared.
 pub fn reset(ctx: &Ctx, a: &NameArg) -> Result<()> {
-    read_existing(ctx)?;
-    let (device, before) = {
-        let mut locked = store::lock(&ctx.spec, LOCK_WAIT)?;
-        let mut file = locked.devices().cloned().ok_or_else(|| no_file(ctx))?;
-        let Some(d) = file.find_mut(&a.name) else {
-            return Err(no_device(ctx, &a.name));
-        };
-        let before = d.throttling_failure_count;
-        d.throttling_failure_count = 0;
-        d.throttling_failure_timestamp = None;
-        let d = d.clone();
-        locked.save(&file, &ctx.user.name)?;
-        (d, before)
-    };
+    let (device, before) = manage::reset(&ctx.store, &a.name)?;
     if ctx.json {
         return print_device_json(ctx, &device, None, Some(Timestamp::now()));
     }
@@ -660,12 +560,8 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
     device.confirmed = true;
     device.last_t = ga.last_t.unwrap_or(-1);
 
-    if let Some(file) = store::read(&ctx.spec)? {
-        if file.find(name).is_some() {
-            return Err(exists(name, &ctx.spec));
-        }
-    }
-    insert_device(&ctx.spec, &ctx.user.name, &device)?;
+    refuse_taken(ctx, name)?;
+    manage::add(&ctx.store, &device)?;
     warn_weak_key(&ga.secret);
     if ga.scratch_codes > 0 {
         note(&format!(
@@ -706,19 +602,14 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
         } else {
             ""
         },
-        ctx.spec.path.display()
+        ctx.store
     ))
 }
 
 /// Reads a file of the target user: inside their home, as them (root does
 /// not read through someone's symlinks with root's rights).
 fn read_as_user(ctx: &Ctx, path: &Path) -> Result<zeroize::Zeroizing<String>> {
-    let u = &ctx.user;
-    let _act = if ctx.root && u.uid != 0 && path.starts_with(&u.home) {
-        Some(ActAs::user(u.uid, u.gid)?)
-    } else {
-        None
-    };
+    let _act = act(context::acting_user(path, &ctx.user))?;
     let file = OpenOptions::new()
         .read(true)
         .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).bits())
@@ -857,7 +748,7 @@ fn batch_one(
 ) -> Result<String> {
     let info =
         UserInfo::by_name(user)?.ok_or_else(|| Error::Refused(format!("unknown user `{user}`")))?;
-    let spec = FileSpec::for_user(&settings.path, &info)?;
+    let store = Store::for_user(&settings.path, &info)?;
     let mut device = Device::new(
         name,
         random_key(params.algorithm.new_key_len())?,
@@ -865,7 +756,7 @@ fn batch_one(
         Timestamp::now(),
     );
     device.confirmed = a.confirmed;
-    insert_device(&spec, &info.name, &device)?;
+    manage::add(&store, &device)?;
     let url = context::device_url(
         settings,
         &device,
@@ -900,26 +791,26 @@ fn whole_secs(t: Timestamp) -> Timestamp {
 }
 
 fn read_existing(ctx: &Ctx) -> Result<DeviceFile> {
-    store::read(&ctx.spec)?.ok_or_else(|| no_file(ctx))
+    Ok(ctx
+        .store
+        .read()?
+        .devices
+        .ok_or_else(|| manage::no_devices(&ctx.store))?)
 }
 
 fn find<'a>(ctx: &Ctx, file: &'a DeviceFile, name: &str) -> Result<&'a Device> {
-    file.find(name).ok_or_else(|| no_device(ctx, name))
+    Ok(file
+        .find(name)
+        .ok_or_else(|| manage::no_such_device(&ctx.store, name))?)
 }
 
-fn no_file(ctx: &Ctx) -> Error {
-    Error::Refused(format!(
-        "{} has no devices ({} does not exist); add one with `totp-enroll add`",
-        ctx.user.name,
-        ctx.spec.path.display()
-    ))
-}
-
-fn no_device(ctx: &Ctx, name: &str) -> Error {
-    Error::Refused(format!(
-        "{} has no device named `{name}`; `totp-enroll list` shows the names",
-        ctx.user.name
-    ))
+/// Refuses early, before anything is written, a name that is taken (the
+/// transaction checks again under the lock).
+fn refuse_taken(ctx: &Ctx, name: &str) -> Result<()> {
+    match ctx.store.read()?.devices {
+        Some(file) if file.find(name).is_some() => Err(manage::name_taken(&ctx.store, name).into()),
+        _ => Ok(()),
+    }
 }
 
 /// Prints the JSON record of `d`: with `url`, the setup fields (URL and

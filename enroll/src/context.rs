@@ -10,7 +10,7 @@ use nix::unistd::{geteuid, getuid};
 use shared::config::{Settings, DEFAULT_CONFIG};
 use shared::device::{Device, Params};
 use shared::otpauth::{config_url, UrlParams};
-use shared::store::{Access, FileSpec};
+use shared::store::{Access, FileSpec, Store};
 use shared::user::UserInfo;
 
 use crate::cli::{Common, ParamArgs, UrlArgs};
@@ -19,14 +19,12 @@ use crate::error::{Error, Result};
 /// Everything a command needs to know about where it acts.
 #[derive(Debug)]
 pub struct Ctx {
-    /// Whether the effective uid is 0.
-    pub root: bool,
     /// The account whose devices are managed.
     pub user: UserInfo,
     /// The settings (defaults when the file is missing).
     pub settings: Settings,
-    /// The device file.
-    pub spec: FileSpec,
+    /// Where the user's devices are.
+    pub store: Store,
     /// `--json`.
     pub json: bool,
 }
@@ -54,15 +52,14 @@ impl Ctx {
             })?,
         };
         let settings = load_settings(common.config.as_deref())?;
-        let spec = match &common.path {
-            Some(path) => spec_for_path(path, &user)?,
-            None => FileSpec::for_user(&settings.path, &user)?,
+        let store = match &common.path {
+            Some(path) => Store::file(spec_for_path(path, &user)?, &user.name),
+            None => Store::for_user(&settings.path, &user)?,
         };
         Ok(Ctx {
-            root,
             user,
             settings,
-            spec,
+            store,
             json: common.json,
         })
     }

@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use shared::PathTemplate;
+use shared::verify::Policy;
+use shared::{PathTemplate, Settings};
 
 /// Longest prompt accepted from `prompt=`.
 const MAX_PROMPT_LEN: usize = 256;
@@ -137,6 +138,64 @@ impl Args {
     }
 }
 
+/// The default prompt (docs/design.md §6).
+pub const PROMPT: &str = "Verification code: ";
+/// The prompt with `forward_pass`.
+pub const FORWARD_PROMPT: &str = "Password & verification code: ";
+
+/// The arguments of one service line merged over the settings file: the one
+/// value everything downstream reads (neither is read again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The device-file template: `path=`, else the settings' `path`.
+    pub template: PathTemplate,
+    /// The settings' policy with `throttle_factor=` and `no_sync` applied.
+    pub policy: Policy,
+    /// `nullok`.
+    pub nullok: bool,
+    /// Where the code comes from first.
+    pub first_pass: FirstPass,
+    /// `forward_pass`.
+    pub forward_pass: bool,
+    /// The prompt text: `prompt=`, else the default for the mode.
+    pub prompt: String,
+    /// `echo`.
+    pub echo: bool,
+    /// `debug`.
+    pub debug: bool,
+}
+
+impl Resolved {
+    /// Arguments win over the settings file.
+    pub fn merge(args: &Args, settings: Settings) -> Resolved {
+        let mut policy = settings.policy;
+        if let Some(factor) = args.throttle_factor {
+            policy.throttle_factor = factor;
+        }
+        if args.no_sync {
+            policy.sync = false;
+        }
+        let default_prompt = if args.forward_pass {
+            FORWARD_PROMPT
+        } else {
+            PROMPT
+        };
+        Resolved {
+            template: args.path.clone().unwrap_or(settings.path),
+            policy,
+            nullok: args.nullok,
+            first_pass: args.first_pass,
+            forward_pass: args.forward_pass,
+            prompt: args
+                .prompt
+                .clone()
+                .unwrap_or_else(|| default_prompt.to_owned()),
+            echo: args.echo,
+            debug: args.debug,
+        }
+    }
+}
+
 /// The known argument names, as `'static` strings.
 fn canonical(key: &str) -> Option<&'static str> {
     const KNOWN: &[&str] = &[
@@ -196,6 +255,38 @@ mod tests {
             parse(&["use_first_pass"]).unwrap().first_pass,
             FirstPass::Use
         );
+    }
+
+    #[test]
+    fn arguments_override_the_settings_file_and_the_rest_comes_from_it() {
+        let settings = Settings::parse(
+            "sync = true\nthrottle_factor = 3\npath = \"/var/lib/pam_totp/%u.toml\"\n",
+            std::path::Path::new("/etc/x.toml"),
+        )
+        .unwrap();
+        let plain = Resolved::merge(&parse(&[]).unwrap(), settings.clone());
+        assert_eq!(plain.template.as_str(), "/var/lib/pam_totp/%u.toml");
+        assert_eq!(plain.policy.throttle_factor, 3);
+        assert!(plain.policy.sync);
+        assert_eq!(plain.prompt, PROMPT);
+        let over = Resolved::merge(
+            &parse(&[
+                "path=/srv/%u",
+                "throttle_factor=0",
+                "no_sync",
+                "forward_pass",
+                "nullok",
+            ])
+            .unwrap(),
+            settings.clone(),
+        );
+        assert_eq!(over.template.as_str(), "/srv/%u");
+        assert_eq!(over.policy.throttle_factor, 0);
+        assert!(!over.policy.sync);
+        assert!(over.nullok && over.forward_pass);
+        assert_eq!(over.prompt, FORWARD_PROMPT);
+        let asked = Resolved::merge(&parse(&["prompt=Code:"]).unwrap(), settings);
+        assert_eq!(asked.prompt, "Code:");
     }
 
     #[test]

@@ -1,36 +1,30 @@
-//! One authentication, in safe code: arguments → settings → user → device
-//! file → prompt → `shared::login::attempt` → an [`Outcome`] or an [`Error`].
-//! [`pam_code`] is the one place that turns them into PAM return codes.
+//! One authentication, in safe code, read top to bottom in [`authenticate`]:
+//! arguments → settings → user → `shared::login::prepare` → obtain the code
+//! → `shared::login::attempt` → an [`Outcome`] or an [`Error`]. [`pam_code`]
+//! is the one place that turns them into PAM return codes.
 //!
 //! Everything PAM-specific (items, conversation, syslog) is behind the
 //! [`Host`] trait, implemented over libpam in `ffi`.
 
+use std::ffi::c_int;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use shared::config::DEFAULT_CONFIG;
-use shared::login;
+use shared::login::{self, Prepared, DEFAULT_DIGITS};
 use shared::secret::normalize_code;
-use shared::store::{self, FileSpec, LOCK_WAIT};
+use shared::store::Store;
 use shared::user::UserInfo;
-use shared::verify::{readiness, throttled_until, Login, Policy, Readiness, Rejection};
-use shared::{Answer, DeviceFile, Settings, Timestamp};
-use std::ffi::c_int;
+use shared::verify::{Login, Policy, Rejection};
+use shared::{Answer, Settings, Timestamp};
 
-use crate::args::{Args, FirstPass};
+use crate::args::{Args, FirstPass, Resolved};
 use crate::code;
-
-/// The default prompt (DESIGN §6).
-pub const PROMPT: &str = "Verification code: ";
-/// The prompt with `forward_pass`.
-pub const FORWARD_PROMPT: &str = "Password & verification code: ";
 /// Longest answer taken from the conversation or `PAM_AUTHTOK`, in bytes
 /// (libpam's `PAM_MAX_RESP_SIZE`). A longer one is a failed attempt.
 pub const MAX_ANSWER_LEN: usize = 512;
 /// What a longer answer is replaced with: never a valid code of any device.
 const OVERLONG: &str = "overlong answer";
-/// The code length assumed when there is no device to take it from.
-const DEFAULT_DIGITS: u32 = 6;
 
 /// Severity of a log line (`pam_syslog` with `LOG_AUTHPRIV`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +121,7 @@ impl fmt::Display for Error {
     }
 }
 
-/// The one mapping from results to PAM return codes (DESIGN §6 table).
+/// The one mapping from results to PAM return codes (docs/design.md §6 table).
 pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
     match result {
         Ok(Outcome::Accepted { .. }) => code::PAM_SUCCESS,
@@ -162,6 +156,17 @@ pub fn run(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Error> {
     result
 }
 
+/// Whom the code is checked for. Every kind walks the same path through
+/// [`obtain`], so prompts and first-pass handling never tell them apart.
+enum Target {
+    /// Not in the password database.
+    Unknown,
+    /// No device file or no confirmed device, without `nullok`.
+    NotEnrolled(Store),
+    /// Has a confirmed device that is not throttled.
+    Ready(Store),
+}
+
 /// The decision, without the final log of errors.
 pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Error> {
     let args = Args::parse(args.iter().copied()).map_err(Error::Args)?;
@@ -172,110 +177,147 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             panic!("test_panic: a deliberate panic inside pam_sm_authenticate");
         }
     }
-    // A file named by `config=` must exist: a typo there must not quietly
-    // bring back the defaults (and with them, perhaps, per-user files and
-    // `nullok` users let in without a code).
-    let (config, settings) = match &args.config {
-        Some(path) => (path.clone(), Settings::load_named(path)),
-        None => (
-            PathBuf::from(DEFAULT_CONFIG),
-            Settings::load(Path::new(DEFAULT_CONFIG)),
-        ),
-    };
-    let settings = settings.map_err(Error::Config)?;
-    let template = args.path.clone().unwrap_or(settings.path);
-    let mut policy = settings.policy;
-    if let Some(factor) = args.throttle_factor {
-        policy.throttle_factor = factor;
-    }
-    if args.no_sync {
-        policy.sync = false;
-    }
+    let cfg = Resolved::merge(&args, load_settings(&args)?);
 
     let name = host.user().map_err(|c| Error::Pam("pam_get_user", c))?;
-    let Some(user) = UserInfo::by_name(&name).map_err(Error::Unavailable)? else {
-        // Ask anyway: whether an account exists is not revealed here.
-        pretend(host, &args)?;
-        host.log(Level::Notice, "unknown user");
-        return Ok(Outcome::UnknownUser);
-    };
-    let spec = FileSpec::for_user(&template, &user).map_err(Error::Unavailable)?;
-    if args.debug {
-        debug_config(host, &config, &spec, &policy, &name);
-    }
-    let file = store::read(&spec).map_err(Error::Unavailable)?;
-    let now = Timestamp::now();
-    let ready = file
-        .as_ref()
-        .map_or(Readiness::NoDevice, |f| readiness(f, now, &policy));
-    let file = match (ready, file) {
-        (Readiness::Ready, Some(file)) => file,
-        (Readiness::AllThrottled { until }, _) => return Ok(throttled(host, &name, until, now)),
-        (Readiness::NoDevice | Readiness::Ready, _) => {
-            let what = format!(
-                "user {name} has no confirmed device in {}",
-                spec.path.display()
-            );
-            if args.nullok {
-                host.log(Level::Info, &format!("{what}; nullok: skipped"));
-                return Ok(Outcome::Skipped);
+    let (target, digits) = match UserInfo::by_name(&name).map_err(Error::Unavailable)? {
+        None => (Target::Unknown, DEFAULT_DIGITS),
+        Some(user) => {
+            let store = Store::for_user(&cfg.template, &user).map_err(Error::Unavailable)?;
+            if cfg.debug {
+                debug_config(host, &args, &store, &cfg.policy, &name);
             }
-            pretend(host, &args)?;
-            host.log(Level::Notice, &format!("{what}; refused"));
-            return Ok(Outcome::NotEnrolled);
+            match login::prepare(&store, &cfg.policy).map_err(Error::Unavailable)? {
+                Prepared::Ready { digits } => (Target::Ready(store), digits),
+                Prepared::AllThrottled { until, now } => {
+                    return Ok(throttled(host, &name, until, now))
+                }
+                Prepared::NoDevice if cfg.nullok => {
+                    host.log(
+                        Level::Info,
+                        &format!("{}; nullok: skipped", not_enrolled(&name, &store)),
+                    );
+                    return Ok(Outcome::Skipped);
+                }
+                Prepared::NoDevice => (Target::NotEnrolled(store), DEFAULT_DIGITS),
+            }
         }
     };
-    let digits = code_digits(&file, now, &policy);
 
-    let first = match args.first_pass {
-        FirstPass::Prompt => None,
-        FirstPass::Use => match host.authtok().map_err(|c| Error::Pam("pam_get_item", c))? {
-            Some(token) => Some(token),
-            None => {
+    let mut source = cfg.first_pass;
+    loop {
+        let Some((code, from)) = obtain(host, &cfg, source, digits)? else {
+            return Ok(refuse(host, &target, &name, Outcome::NoToken));
+        };
+        let outcome = match &target {
+            Target::Ready(store) => attempt(host, store, &name, &code, &cfg.policy)?,
+            Target::Unknown => Outcome::UnknownUser,
+            Target::NotEnrolled(_) => Outcome::NotEnrolled,
+        };
+        // try_first_pass: a refused token is followed by a prompt.
+        let refused = !matches!(
+            outcome,
+            Outcome::Accepted { .. } | Outcome::Throttled { .. }
+        );
+        if from == FirstPass::Try && refused {
+            source = FirstPass::Prompt;
+            continue;
+        }
+        return Ok(refuse(host, &target, &name, outcome));
+    }
+}
+
+/// The settings: the file named by `config=` must exist (a typo there must
+/// not quietly bring back the defaults, and with them perhaps per-user
+/// files and `nullok` users let in without a code); the default file may be
+/// missing.
+fn load_settings(args: &Args) -> Result<Settings, Error> {
+    match &args.config {
+        Some(path) => Settings::load_named(path),
+        None => Settings::load(Path::new(DEFAULT_CONFIG)),
+    }
+    .map_err(Error::Config)
+}
+
+/// The outcome for a user who cannot log in (logged), or `outcome` itself.
+fn refuse(host: &mut dyn Host, target: &Target, name: &str, outcome: Outcome) -> Outcome {
+    match target {
+        Target::Unknown => {
+            host.log(Level::Notice, "unknown user");
+            Outcome::UnknownUser
+        }
+        Target::NotEnrolled(store) => {
+            host.log(
+                Level::Notice,
+                &format!("{}; refused", not_enrolled(name, store)),
+            );
+            Outcome::NotEnrolled
+        }
+        Target::Ready(_) => {
+            if outcome == Outcome::NoToken {
                 host.log(
                     Level::Notice,
                     &format!(
                         "use_first_pass: no PAM_AUTHTOK from an earlier module for user {name}"
                     ),
                 );
-                return Ok(Outcome::NoToken);
             }
+            outcome
+        }
+    }
+}
+
+fn not_enrolled(name: &str, store: &Store) -> String {
+    format!("user {name} has no confirmed device in {store}")
+}
+
+/// Obtains the code, the same way for every user: from `PAM_AUTHTOK` first
+/// (`use_first_pass`; `try_first_pass` when it is shaped like a code), else
+/// by prompting; with `forward_pass` the password part is handed on.
+/// Returns the code and where it came from; `None`: `use_first_pass` and no
+/// token.
+fn obtain(
+    host: &mut dyn Host,
+    cfg: &Resolved,
+    source: FirstPass,
+    digits: u32,
+) -> Result<Option<(Answer, FirstPass)>, Error> {
+    let token = match source {
+        FirstPass::Prompt => None,
+        FirstPass::Use => match host.authtok().map_err(|c| Error::Pam("pam_get_item", c))? {
+            Some(token) => Some(token),
+            None => return Ok(None),
         },
         FirstPass::Try => host
             .authtok()
             .map_err(|c| Error::Pam("pam_get_item", c))?
-            .filter(|t| looks_like_code(t, &args, digits)),
+            .filter(|t| looks_like_code(t, cfg, digits)),
     };
-    if let Some(token) = first {
-        let code = code_of(host, &args, token, digits)?;
-        let outcome = attempt(host, &spec, &name, &code, &policy)?;
-        let retry = args.first_pass == FirstPass::Try && matches!(outcome, Outcome::Rejected(_));
-        if !retry {
-            return Ok(outcome);
-        }
+    if let Some(token) = token {
+        return Ok(Some((code_of(host, cfg, token, digits)?, source)));
     }
-    let code = ask(host, &args, digits)?;
-    attempt(host, &spec, &name, &code, &policy)
-}
-
-/// The number of digits taken off a `forward_pass` answer: those of the
-/// first confirmed device that is not throttled (file order, the order in
-/// which codes are tried). A user whose devices differ in length should not
-/// use `forward_pass`; the other devices then see a malformed code.
-fn code_digits(file: &DeviceFile, now: Timestamp, policy: &Policy) -> u32 {
-    file.devices
-        .iter()
-        .find(|d| d.confirmed && throttled_until(d, now, policy).is_none())
-        .map_or(DEFAULT_DIGITS, |d| d.digits)
+    let style = if cfg.echo {
+        Style::PromptEchoOn
+    } else {
+        Style::PromptEchoOff
+    };
+    let answer = host
+        .converse(style, &cfg.prompt)
+        .map_err(|c| Error::Pam("conversation", c))?
+        .unwrap_or_default();
+    Ok(Some((
+        code_of(host, cfg, answer, digits)?,
+        FirstPass::Prompt,
+    )))
 }
 
 /// With `try_first_pass`: is `PAM_AUTHTOK` worth trying as a code? A password
 /// from an earlier module is not, and trying it would record a failure.
-fn looks_like_code(token: &Answer, args: &Args, digits: u32) -> bool {
+fn looks_like_code(token: &Answer, cfg: &Resolved, digits: u32) -> bool {
     if token.expose().len() > MAX_ANSWER_LEN {
         return false;
     }
-    let candidate = if args.forward_pass {
+    let candidate = if cfg.forward_pass {
         match token.split_forward_pass(digits as usize) {
             Some((_, code)) => code,
             None => return false,
@@ -286,56 +328,18 @@ fn looks_like_code(token: &Answer, args: &Args, digits: u32) -> bool {
     normalize_code(candidate.expose(), digits).is_some()
 }
 
-/// For a user who cannot log in (unknown, not enrolled): go through the
-/// same motions as for one who can (prompt, or take `PAM_AUTHTOK`, hand the
-/// password part on), so that neither is revealed; then forget the answer.
-fn pretend(host: &mut dyn Host, args: &Args) -> Result<(), Error> {
-    let token = match args.first_pass {
-        FirstPass::Prompt => None,
-        FirstPass::Use | FirstPass::Try => host
-            .authtok()
-            .map_err(|c| Error::Pam("pam_get_item", c))?
-            .filter(|t| {
-                args.first_pass == FirstPass::Use || looks_like_code(t, args, DEFAULT_DIGITS)
-            }),
-    };
-    if let Some(token) = token {
-        code_of(host, args, token, DEFAULT_DIGITS)?;
-    }
-    match args.first_pass {
-        FirstPass::Use => Ok(()),
-        // A token can never be accepted here; with try_first_pass a refused
-        // token is followed by a prompt, so prompt.
-        FirstPass::Try | FirstPass::Prompt => ask(host, args, DEFAULT_DIGITS).map(drop),
-    }
-}
-
-/// Prompts for the answer and returns the code part.
-fn ask(host: &mut dyn Host, args: &Args, digits: u32) -> Result<Answer, Error> {
-    let text = args.prompt.as_deref().unwrap_or(if args.forward_pass {
-        FORWARD_PROMPT
-    } else {
-        PROMPT
-    });
-    let style = if args.echo {
-        Style::PromptEchoOn
-    } else {
-        Style::PromptEchoOff
-    };
-    let answer = host
-        .converse(style, text)
-        .map_err(|c| Error::Pam("conversation", c))?
-        .unwrap_or_default();
-    code_of(host, args, answer, digits)
-}
-
 /// The code in an answer: bounded in length; with `forward_pass` the
 /// trailing `digits` characters, the rest being handed on as `PAM_AUTHTOK`.
-fn code_of(host: &mut dyn Host, args: &Args, answer: Answer, digits: u32) -> Result<Answer, Error> {
+fn code_of(
+    host: &mut dyn Host,
+    cfg: &Resolved,
+    answer: Answer,
+    digits: u32,
+) -> Result<Answer, Error> {
     if answer.expose().len() > MAX_ANSWER_LEN {
         return Ok(Answer::new(OVERLONG.to_owned()));
     }
-    if !args.forward_pass {
+    if !cfg.forward_pass {
         return Ok(answer);
     }
     match answer.split_forward_pass(digits as usize) {
@@ -352,24 +356,19 @@ fn code_of(host: &mut dyn Host, args: &Args, answer: Answer, digits: u32) -> Res
 /// One locked, durable attempt, logged.
 fn attempt(
     host: &mut dyn Host,
-    spec: &FileSpec,
+    store: &Store,
     name: &str,
     code: &Answer,
     policy: &Policy,
 ) -> Result<Outcome, Error> {
-    // The clock is read once per attempt.
-    let now = Timestamp::now();
-    let (login, saved) = login::attempt_saving(spec, name, code.expose(), now, policy, LOCK_WAIT)
-        .map_err(Error::Unavailable)?;
-    Ok(match login {
-        Login::Accepted { index, offset, .. } => {
-            let (device, drift) = saved
-                .as_ref()
-                .and_then(|f| f.devices.get(index))
-                .map_or_else(
-                    || (format!("#{}", index + 1), 0),
-                    |d| (d.name.clone(), d.drift),
-                );
+    let done = login::attempt(store, code.expose(), policy).map_err(Error::Unavailable)?;
+    Ok(match done.login {
+        Login::Accepted {
+            device,
+            offset,
+            drift,
+            ..
+        } => {
             host.log(
                 Level::Info,
                 &format!("accepted: user {name}, device {device}, offset {offset}, drift {drift}"),
@@ -388,7 +387,7 @@ fn attempt(
             );
             Outcome::Rejected(reason)
         }
-        Login::AllThrottled { until } => throttled(host, name, until, now),
+        Login::AllThrottled { until } => throttled(host, name, until, done.now),
         Login::NoDevice => {
             host.log(
                 Level::Notice,
@@ -417,14 +416,13 @@ fn throttled(host: &mut dyn Host, name: &str, until: Timestamp, now: Timestamp) 
     Outcome::Throttled { until }
 }
 
-fn debug_config(host: &mut dyn Host, config: &Path, spec: &FileSpec, policy: &Policy, name: &str) {
+fn debug_config(host: &mut dyn Host, args: &Args, store: &Store, policy: &Policy, name: &str) {
+    let config = args.config.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG));
     host.log(
         Level::Debug,
         &format!(
-            "user {name}: settings {}, device file {} ({:?}), sync {}, throttle_factor {}",
+            "user {name}: settings {}, device store {store}, sync {}, throttle_factor {}",
             config.display(),
-            spec.path.display(),
-            spec.access,
             policy.sync,
             policy.throttle_factor
         ),
@@ -435,6 +433,7 @@ fn debug_config(host: &mut dyn Host, config: &Path, spec: &FileSpec, policy: &Po
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::args::{FORWARD_PROMPT, PROMPT};
     use std::path::PathBuf;
 
     /// A host that answers prompts from a list and records the rest.
@@ -476,8 +475,16 @@ mod tests {
         }
     }
 
-    fn args(list: &[&str]) -> Args {
-        Args::parse(list.iter().map(|a| a.as_bytes())).unwrap()
+    fn args(list: &[&str]) -> Resolved {
+        let args = Args::parse(list.iter().map(|a| a.as_bytes())).unwrap();
+        Resolved::merge(&args, Settings::default())
+    }
+
+    /// The code obtained by prompting.
+    fn ask(host: &mut Mock, cfg: &Resolved, digits: u32) -> Result<Answer, Error> {
+        let (code, from) = obtain(host, cfg, FirstPass::Prompt, digits)?.unwrap();
+        assert_eq!(from, FirstPass::Prompt);
+        Ok(code)
     }
 
     #[test]
@@ -548,22 +555,27 @@ mod tests {
     }
 
     #[test]
-    fn a_user_who_cannot_log_in_sees_what_one_who_can_would_see() {
-        // Prompt: one prompt. use_first_pass: none. try_first_pass with a
-        // code-shaped token: a prompt, as after a refused token.
-        for (list, prompts) in [
-            (&["forward_pass"][..], 1),
-            (&["use_first_pass"][..], 0),
-            (&["try_first_pass"][..], 1),
+    fn try_first_pass_prompts_after_a_token_that_is_not_a_code_and_use_first_pass_never_prompts() {
+        for (list, token, prompts, from) in [
+            (&["try_first_pass"][..], "hunter2", 1, FirstPass::Prompt),
+            (&["try_first_pass"][..], "123456", 0, FirstPass::Try),
+            (&["use_first_pass"][..], "hunter2", 0, FirstPass::Use),
         ] {
+            let cfg = args(list);
             let mut host = Mock {
-                answers: vec!["pw123456"],
-                authtok: Some("123456".into()),
+                answers: vec!["654321"],
+                authtok: Some(token.into()),
                 ..Mock::default()
             };
-            pretend(&mut host, &args(list)).unwrap();
-            assert_eq!(host.prompts.len(), prompts, "{list:?}");
+            let (_, got) = obtain(&mut host, &cfg, cfg.first_pass, 6).unwrap().unwrap();
+            assert_eq!(host.prompts.len(), prompts, "{list:?} {token}");
+            assert_eq!(got, from, "{list:?} {token}");
         }
+        let mut host = Mock::default();
+        let cfg = args(&["use_first_pass"]);
+        assert!(obtain(&mut host, &cfg, cfg.first_pass, 6)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

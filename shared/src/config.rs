@@ -164,7 +164,7 @@ impl Settings {
     /// Reads the settings at `path` (trusted only if root owns it and no
     /// one else can write it). A missing file means the defaults.
     pub fn load(path: &Path) -> Result<Settings> {
-        match crate::store::read_trusted_config(path)? {
+        match crate::fsafe::read_trusted_config(path)? {
             None => Ok(Settings::default()),
             Some(text) => Settings::parse(&text, path),
         }
@@ -174,7 +174,7 @@ impl Settings {
     /// `--config FILE`): unlike the default file, a missing one is an error,
     /// so that a typo cannot quietly bring back the defaults.
     pub fn load_named(path: &Path) -> Result<Settings> {
-        match crate::store::read_trusted_config(path)? {
+        match crate::fsafe::read_trusted_config(path)? {
             None => Err(Error::io(
                 path,
                 "open the settings file",

@@ -54,6 +54,9 @@ pub enum Error {
     Usage(String),
     /// The user does not exist in the password database.
     UnknownUser(String),
+    /// The rules refuse a change: no such device, a name taken, too many
+    /// devices. The sentence says what to do instead.
+    Refused(String),
 }
 
 impl Error {
@@ -124,7 +127,7 @@ impl fmt::Display for Error {
             Error::Identity { uid, reason } => {
                 write!(f, "cannot act as uid {uid} for file access: {reason}")
             }
-            Error::Usage(msg) => f.write_str(msg),
+            Error::Usage(msg) | Error::Refused(msg) => f.write_str(msg),
             Error::UnknownUser(name) => write!(f, "unknown user `{name}`"),
         }
     }

@@ -16,7 +16,9 @@
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod fsafe;
 pub mod login;
+pub mod manage;
 pub mod oath;
 pub mod otpauth;
 pub mod secret;

@@ -1,54 +1,94 @@
-//! One login attempt against a device file, race-free and durable: the
-//! composition of [`crate::store`] and [`crate::verify`] that both the PAM
-//! module and `totp-enroll confirm` use.
-
-use std::time::Duration;
+//! The login protocol, in two phases, over any [`Store`]:
+//!
+//! 1. [`prepare`], unlocked, before anyone is asked anything: is there a
+//!    confirmed device, is every one throttled, how many digits to expect;
+//! 2. [`attempt`], once the code is in hand: one [`Store::update`]
+//!    transaction that applies the several-devices rule
+//!    ([`crate::verify::verify_login`]) and saves the new state durably. A
+//!    code is only reported accepted once its new state is stored.
+//!
+//! Never hold a lock while a person types: the prompt comes between the two.
 
 use crate::device::DeviceFile;
 use crate::error::Result;
-use crate::store::{self, FileSpec};
+use crate::store::{Change, Store};
 use crate::time::Timestamp;
-use crate::verify::{verify_login, Login, Policy};
+use crate::verify::{readiness, throttled_until, verify_login, Login, Policy, Readiness};
 
-/// Locks the file, reads it, applies the several-devices rule at `now`,
-/// durably writes the new state, and unlocks. A code is only reported
-/// accepted once its new state is on disk: if the write fails, this returns
-/// the error and the login must fail.
-///
-/// `user` names the owner in the file's header comment.
-pub fn attempt(
-    spec: &FileSpec,
-    user: &str,
-    input: &str,
-    now: Timestamp,
-    policy: &Policy,
-    wait: Duration,
-) -> Result<Login> {
-    attempt_saving(spec, user, input, now, policy, wait).map(|(login, _)| login)
+/// The code length assumed when no device says otherwise.
+pub const DEFAULT_DIGITS: u32 = 6;
+
+/// What the unlocked first phase found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prepared {
+    /// No device file, or no confirmed device in it.
+    NoDevice,
+    /// Every confirmed device is throttled until `until` (the store's clock
+    /// read `now`): do not prompt.
+    AllThrottled {
+        /// When the first device is free again.
+        until: Timestamp,
+        /// The store's clock at the read.
+        now: Timestamp,
+    },
+    /// Prompt for a code of `digits` digits.
+    Ready {
+        /// The length of the code of the first confirmed device that is not
+        /// throttled (file order, the order codes are tried in).
+        digits: u32,
+    },
 }
 
-/// [`attempt`], also returning the file as it was saved, so that the caller
-/// can report the accepted device's name and new drift as they are on disk
-/// (not as an earlier unlocked read saw them). `None` when nothing was saved
-/// (no device, every device throttled).
-pub fn attempt_saving(
-    spec: &FileSpec,
-    user: &str,
-    input: &str,
-    now: Timestamp,
-    policy: &Policy,
-    wait: Duration,
-) -> Result<(Login, Option<DeviceFile>)> {
-    let mut locked = store::lock(spec, wait)?;
-    let Some(file) = locked.devices() else {
-        return Ok((Login::NoDevice, None));
-    };
-    let (login, next) = verify_login(file, input, now, policy);
-    match login {
-        Login::NoDevice | Login::AllThrottled { .. } => Ok((login, None)),
-        Login::Accepted { .. } | Login::Rejected { .. } => {
-            locked.save(&next, user)?;
-            Ok((login, Some(next)))
-        }
+/// The locked second phase's answer, with the store's clock it ran at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// What happened; [`Login::Accepted`] carries the device's name and new
+    /// drift as stored.
+    pub login: Login,
+    /// The store's clock during the transaction.
+    pub now: Timestamp,
+}
+
+/// Phase 1: reads the user's devices without locking.
+pub fn prepare(store: &Store, policy: &Policy) -> Result<Prepared> {
+    let snap = store.read()?;
+    Ok(match snap.devices {
+        None => Prepared::NoDevice,
+        Some(file) => prepared(&file, snap.now, policy),
+    })
+}
+
+/// [`prepare`] on a file already read.
+pub fn prepared(file: &DeviceFile, now: Timestamp, policy: &Policy) -> Prepared {
+    match readiness(file, now, policy) {
+        Readiness::NoDevice => Prepared::NoDevice,
+        Readiness::AllThrottled { until } => Prepared::AllThrottled { until, now },
+        Readiness::Ready => Prepared::Ready {
+            digits: file
+                .devices
+                .iter()
+                .find(|d| d.confirmed && throttled_until(d, now, policy).is_none())
+                .map_or(DEFAULT_DIGITS, |d| d.digits),
+        },
     }
+}
+
+/// Phase 2: one transaction that verifies `input` against every confirmed
+/// device and durably stores the outcome (success or counted failure). If
+/// the save fails, this returns the error and the login must fail.
+pub fn attempt(store: &Store, input: &str, policy: &Policy) -> Result<Attempt> {
+    store.update(|file, now| {
+        let Some(file) = file else {
+            return Ok(Change::Keep(Attempt {
+                login: Login::NoDevice,
+                now,
+            }));
+        };
+        let (login, next) = verify_login(file, input, now, policy);
+        let attempt = Attempt { login, now };
+        Ok(match attempt.login {
+            Login::NoDevice | Login::AllThrottled { .. } => Change::Keep(attempt),
+            Login::Accepted { .. } | Login::Rejected { .. } => Change::Save(next, attempt),
+        })
+    })
 }

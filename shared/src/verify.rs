@@ -224,6 +224,10 @@ pub enum Login {
         step: i64,
         /// Offset within the window.
         offset: i32,
+        /// The device's name, for the caller's log.
+        device: String,
+        /// The device's drift after the login.
+        drift: i16,
     },
     /// No device accepted; each tried device recorded a failure.
     Rejected {
@@ -286,15 +290,16 @@ pub fn verify_login(
         };
         if let Verdict::Accepted { step, offset } = verdict {
             let mut next = file.clone();
-            next.devices[index] = apply(device, &verdict, now, policy);
-            return (
-                Login::Accepted {
-                    index,
-                    step,
-                    offset,
-                },
-                next,
-            );
+            let updated = apply(device, &verdict, now, policy);
+            let login = Login::Accepted {
+                index,
+                step,
+                offset,
+                device: updated.name.clone(),
+                drift: updated.drift,
+            };
+            next.devices[index] = updated;
+            return (login, next);
         }
         verdicts.push((index, verdict));
     }

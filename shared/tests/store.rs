@@ -25,9 +25,8 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::Mode;
 use shared::device::{Device, DeviceFile, Params, MAX_FILE_SIZE};
 use shared::error::Error;
-use shared::login::attempt;
 use shared::oath::{totp, Algorithm};
-use shared::store::{self, Access, FileSpec};
+use shared::store::{self, Access, FileSpec, Store};
 use shared::user::{ActAs, UserInfo};
 use shared::verify::{Login, Policy, Rejection};
 use shared::{PathTemplate, Secret, Timestamp};
@@ -174,6 +173,19 @@ fn spec_for(path: &Path) -> FileSpec {
 }
 
 /// One word per outcome, the same for threads and child processes.
+/// One login attempt through `shared::login` on the file `spec`, at `now`.
+fn attempt(
+    spec: &FileSpec,
+    user: &str,
+    code: &str,
+    now: Timestamp,
+    policy: &Policy,
+    wait: Duration,
+) -> Result<Login, Error> {
+    let store = Store::file(spec.clone(), user).with_wait(wait).at(now);
+    shared::login::attempt(&store, code, policy).map(|a| a.login)
+}
+
 fn describe(result: &Result<Login, Error>) -> String {
     match result {
         Ok(Login::Accepted { .. }) => "accepted".into(),

@@ -1,9 +1,7 @@
-//! The device-file store (DESIGN §6 "File safety", "Concurrency and
-//! durability").
+//! The device-file store (docs/design.md §6 "File safety", "Concurrency and
+//! durability"): the first backend behind [`super::Store`].
 //!
-//! Distrust the file, in a fixed order: open the directory, `fstat` it, open
-//! the file relative to it with `O_NOFOLLOW`, `fstat` the descriptor (type,
-//! owner, mode, size, link count), and only then read. A change is
+//! Files are opened and checked by [`crate::fsafe`]. A change is
 //! lock → read → modify → write temp → fsync → lock temp → rename → fsync dir:
 //! the new inode is locked before it becomes visible, so the exclusive lock
 //! passes from the old file to the new one without a gap, and a process that
@@ -11,22 +9,24 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, renameat, Flock, FlockArg, OFlag};
-use nix::sys::stat::{fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode};
 use nix::unistd::{fsync, getpid, gettid, unlinkat, UnlinkatFlags};
 use zeroize::Zeroizing;
 
 use crate::config::PathTemplate;
-use crate::device::{DeviceFile, MAX_FILE_SIZE};
+use crate::device::DeviceFile;
 use crate::error::{Error, Result};
+use crate::fsafe::{self, Dir};
+use crate::store::{Change, Snapshot};
+use crate::time::Timestamp;
 use crate::user::{ActAs, UserInfo};
 
 /// How long a login waits for another process's lock before "busy".
@@ -100,6 +100,14 @@ impl FileSpec {
         })
     }
 
+    /// Whether the file's directory exists (looked up as the file's
+    /// identity, without following a last-component link).
+    fn dir_exists(&self) -> Result<bool> {
+        let (dir, _) = self.parts()?;
+        let _act = self.act()?;
+        Ok(Dir::open(dir, self.owner)?.is_some())
+    }
+
     fn act(&self) -> Result<Option<ActAs>> {
         match self.access {
             Access::AsCaller => Ok(None),
@@ -134,156 +142,8 @@ impl FileSpec {
     }
 }
 
-/// The directory of a device file, opened and checked.
-struct Dir {
-    fd: OwnedFd,
-    path: PathBuf,
-}
-
-impl Dir {
-    fn open(spec: &FileSpec, dir: &Path) -> Result<Option<Dir>> {
-        let fd = match open(
-            dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(Error::io(dir, "open directory", e.into())),
-        };
-        let st = fstat(&fd).map_err(|e| Error::io(dir, "stat directory", e.into()))?;
-        if st.st_uid != 0 && st.st_uid != spec.owner {
-            return Err(Error::insecure(
-                dir,
-                format!(
-                    "directory is owned by uid {}, not by the user or root",
-                    st.st_uid
-                ),
-            ));
-        }
-        if st.st_mode & 0o002 != 0 && st.st_mode & 0o1000 == 0 {
-            return Err(Error::insecure(
-                dir,
-                "directory is writable by others and not sticky",
-            ));
-        }
-        Ok(Some(Dir {
-            fd,
-            path: dir.to_owned(),
-        }))
-    }
-}
-
-/// Refuses anything but a regular file, naming what it is instead.
-fn require_regular(path: &Path, st: &FileStat) -> Result<()> {
-    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    if kind == SFlag::S_IFREG {
-        return Ok(());
-    }
-    let what = match kind {
-        SFlag::S_IFDIR => "a directory",
-        SFlag::S_IFIFO => "a FIFO",
-        SFlag::S_IFLNK => "a symbolic link",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR | SFlag::S_IFBLK => "a device node",
-        _ => "of an unknown type",
-    };
-    Err(Error::insecure(
-        path,
-        format!("is {what}, not a regular file"),
-    ))
-}
-
-fn check_file(path: &Path, st: &FileStat, owner: u32) -> Result<()> {
-    require_regular(path, st)?;
-    if st.st_uid != owner && st.st_uid != 0 {
-        return Err(Error::insecure(
-            path,
-            format!("owned by uid {}, not by the user or root", st.st_uid),
-        ));
-    }
-    if st.st_mode & 0o077 != 0 {
-        return Err(Error::insecure(
-            path,
-            format!(
-                "mode {:04o} lets group or others in; run chmod 600",
-                st.st_mode & 0o7777
-            ),
-        ));
-    }
-    if st.st_nlink > 1 {
-        return Err(Error::insecure(path, "has more than one hard link"));
-    }
-    if st.st_size < 0 || st.st_size as u64 > MAX_FILE_SIZE {
-        return Err(Error::insecure(
-            path,
-            format!("larger than {MAX_FILE_SIZE} bytes"),
-        ));
-    }
-    Ok(())
-}
-
-/// How often [`open_checked`] opens the name again after finding that the
-/// inode it got was replaced meanwhile, before giving up as busy.
-const STALE_RETRIES: u32 = 100;
-
-/// Opens the file relative to `dir` without following links, and checks it.
-/// `Ok(None)`: it does not exist.
-fn open_checked(spec: &FileSpec, dir: &Dir, name: &OsString) -> Result<Option<(File, FileStat)>> {
-    for _ in 0..STALE_RETRIES {
-        let fd = match openat(
-            &dir.fd,
-            name.as_os_str(),
-            OFlag::O_RDONLY
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC
-                | OFlag::O_NOCTTY
-                | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => {
-                return Err(Error::insecure(&spec.path, "is a symbolic link"));
-            }
-            Err(e) => return Err(Error::io(&spec.path, "open", e.into())),
-        };
-        let st = fstat(&fd).map_err(|e| Error::io(&spec.path, "stat", e.into()))?;
-        if st.st_nlink == 0 {
-            // A writer renamed a new file over this one between our open and
-            // fstat: the inode we hold has no name left. That is the normal
-            // life of the file, not an insecure one; open the name again.
-            continue;
-        }
-        check_file(&spec.path, &st, spec.owner)?;
-        return Ok(Some((File::from(fd), st)));
-    }
-    Err(Error::Busy {
-        path: spec.path.clone(),
-    })
-}
-
-fn read_all(path: &Path, file: &mut File) -> Result<Zeroizing<Vec<u8>>> {
-    // Room for the whole cap up front: a growing Vec would copy the keys
-    // into a new allocation and free the old one without wiping it.
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_FILE_SIZE as usize + 1));
-    Read::by_ref(file)
-        .take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, "read", e))?;
-    if buf.len() as u64 > MAX_FILE_SIZE {
-        return Err(Error::insecure(
-            path,
-            format!("larger than {MAX_FILE_SIZE} bytes"),
-        ));
-    }
-    Ok(buf)
-}
-
 fn parse(spec: &FileSpec, bytes: &[u8]) -> Result<DeviceFile> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| Error::invalid(&spec.path, None, None, "not UTF-8 text"))?;
-    DeviceFile::parse(text, &spec.path)
+    DeviceFile::parse(fsafe::text(&spec.path, bytes)?, &spec.path)
 }
 
 /// Reads and parses a device file without locking (to decide whether to
@@ -291,13 +151,13 @@ fn parse(spec: &FileSpec, bytes: &[u8]) -> Result<DeviceFile> {
 pub fn read(spec: &FileSpec) -> Result<Option<DeviceFile>> {
     let (dir_path, name) = spec.parts()?;
     let _act = spec.act()?;
-    let Some(dir) = Dir::open(spec, dir_path)? else {
+    let Some(dir) = Dir::open(dir_path, spec.owner)? else {
         return Ok(None);
     };
-    let Some((mut file, _)) = open_checked(spec, &dir, &name)? else {
+    let Some((mut file, _)) = fsafe::open_private(&dir, &name, &spec.path, spec.owner)? else {
         return Ok(None);
     };
-    let bytes = read_all(&spec.path, &mut file)?;
+    let bytes = fsafe::read_capped(&spec.path, &mut file)?;
     parse(spec, &bytes).map(Some)
 }
 
@@ -316,19 +176,13 @@ pub struct Locked {
     _act: Option<ActAs>,
 }
 
-impl std::fmt::Debug for Dir {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Dir({})", self.path.display())
-    }
-}
-
 /// Takes the exclusive lock on the device file, waiting at most `wait`, and
 /// reads it. A missing file is locked as "no file yet": [`Locked::save`]
 /// then creates it without replacing anything created meanwhile.
 pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
     let (dir_path, name) = spec.parts()?;
     let act = spec.act()?;
-    let Some(dir) = Dir::open(spec, dir_path)? else {
+    let Some(dir) = Dir::open(dir_path, spec.owner)? else {
         return Err(Error::io(
             dir_path,
             "open directory",
@@ -338,7 +192,7 @@ pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
     let deadline = Instant::now() + wait;
     let mut pause = Duration::from_millis(1);
     loop {
-        let Some((file, st)) = open_checked(spec, &dir, &name)? else {
+        let Some((file, st)) = fsafe::open_private(&dir, &name, &spec.path, spec.owner)? else {
             return Ok(Locked {
                 spec: spec.clone(),
                 name,
@@ -359,7 +213,7 @@ pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
                     nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
                 ) {
                     Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
-                        let bytes = read_all(&spec.path, &mut locked)?;
+                        let bytes = fsafe::read_capped(&spec.path, &mut locked)?;
                         let devices = parse(spec, &bytes)?;
                         return Ok(Locked {
                             spec: spec.clone(),
@@ -371,7 +225,13 @@ pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
                             _act: act,
                         });
                     }
-                    Ok(_) | Err(Errno::ENOENT) => continue,
+                    // Replaced meanwhile: start over, within the same wait.
+                    Ok(_) | Err(Errno::ENOENT) if Instant::now() < deadline => continue,
+                    Ok(_) | Err(Errno::ENOENT) => {
+                        return Err(Error::Busy {
+                            path: spec.path.clone(),
+                        })
+                    }
                     Err(e) => return Err(Error::io(&spec.path, "stat", e.into())),
                 }
             }
@@ -517,48 +377,104 @@ pub fn ensure_dir(spec: &FileSpec) -> Result<()> {
     Ok(())
 }
 
-/// Reads a settings file that root must own and only root may write.
-/// `Ok(None)`: it does not exist.
-pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
-    let fd = match open(
-        path,
-        OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY
-            | OFlag::O_NONBLOCK,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(Errno::ELOOP) => return Err(Error::insecure(path, "is a symbolic link")),
-        Err(e) => return Err(Error::io(path, "open", e.into())),
-    };
-    let st = fstat(fd.as_fd()).map_err(|e| Error::io(path, "stat", e.into()))?;
-    require_regular(path, &st)?;
-    if st.st_uid != 0 {
-        return Err(Error::insecure(
-            path,
-            format!("owned by uid {}, not root", st.st_uid),
-        ));
-    }
-    if st.st_mode & 0o022 != 0 {
-        return Err(Error::insecure(
-            path,
-            format!(
-                "mode {:04o} lets others write it; run chmod 644",
-                st.st_mode & 0o7777
-            ),
-        ));
-    }
-    let mut file = File::from(fd);
-    let bytes = read_all(path, &mut file)?;
-    let text = String::from_utf8(bytes.to_vec())
-        .map_err(|_| Error::invalid(path, None, None, "not UTF-8 text"))?;
-    Ok(Some(Zeroizing::new(text)))
+/// The device-file store: one file, its owner's name (for the header
+/// comment), and how long to wait for the lock.
+#[derive(Debug)]
+pub struct FileStore {
+    spec: FileSpec,
+    user: String,
+    wait: Duration,
+    /// A fixed clock, for replaying a scenario at chosen instants; `None`:
+    /// the system clock.
+    clock: Option<Timestamp>,
 }
 
-/// The bytes of a path for error messages.
-pub fn display_bytes(p: &Path) -> String {
-    String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned()
+impl FileStore {
+    /// The store of `spec`, whose header names `user`.
+    pub fn new(spec: FileSpec, user: &str, wait: Duration) -> FileStore {
+        FileStore {
+            spec,
+            user: user.to_owned(),
+            wait,
+            clock: None,
+        }
+    }
+
+    /// The same store with its clock frozen at `now`.
+    pub fn at(self, now: Timestamp) -> FileStore {
+        FileStore {
+            clock: Some(now),
+            ..self
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.unwrap_or_else(Timestamp::now)
+    }
+
+    /// The same store with another lock wait.
+    pub fn with_wait(self, wait: Duration) -> FileStore {
+        FileStore { wait, ..self }
+    }
+
+    /// Whose file this is.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Where the file is and how it is opened.
+    pub fn spec(&self) -> &FileSpec {
+        &self.spec
+    }
+
+    /// See [`super::Store::read`]. The clock is the system's.
+    pub fn read(&self) -> Result<Snapshot> {
+        let devices = read(&self.spec)?;
+        Ok(Snapshot {
+            devices,
+            now: self.now(),
+        })
+    }
+
+    /// See [`super::Store::update`]: the one place that takes the
+    /// device-file lock. With no file yet, a change that saves creates the
+    /// file (and its directory), never replacing one created meanwhile.
+    pub fn update<T, E>(
+        &self,
+        change: impl FnOnce(Option<&DeviceFile>, Timestamp) -> std::result::Result<Change<T>, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let dir_exists = self.spec.dir_exists()?;
+        let mut locked = if dir_exists {
+            Some(lock(&self.spec, self.wait)?)
+        } else {
+            None
+        };
+        // The clock is read once, under the lock.
+        let now = self.now();
+        let current = locked.as_ref().and_then(Locked::devices);
+        let (next, value) = match change(current, now)? {
+            Change::Keep(value) => return Ok(value),
+            Change::Save(next, value) => (next, value),
+        };
+        let mut locked = match locked.take() {
+            Some(l) => l,
+            None => {
+                ensure_dir(&self.spec)?;
+                let l = lock(&self.spec, self.wait)?;
+                if l.devices().is_some() {
+                    // Created by someone else after we found no directory.
+                    return Err(Error::Busy {
+                        path: self.spec.path.clone(),
+                    }
+                    .into());
+                }
+                l
+            }
+        };
+        locked.save(&next, &self.user)?;
+        Ok(value)
+    }
 }

@@ -1,0 +1,219 @@
+//! Distrusting files, in a fixed order (docs/design.md §6 "File safety").
+//!
+//! Open the directory and `fstat` it, open the file relative to it with
+//! `O_NOFOLLOW | O_NONBLOCK` (no symbolic link, no FIFO hang), `fstat` the
+//! descriptor (type, owner, mode, size, link count), and only then read,
+//! into a buffer that is wiped when dropped. Never check a path and then
+//! open it. The device-file store and the settings loader both read through
+//! here; this module neither locks nor writes.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, OFlag};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+use zeroize::Zeroizing;
+
+use crate::device::MAX_FILE_SIZE;
+use crate::error::{Error, Result};
+
+/// Flags for every read-only open of a file we do not trust.
+const READ_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC)
+    .union(OFlag::O_NOCTTY)
+    .union(OFlag::O_NONBLOCK);
+
+/// A directory that holds a device file, opened and checked: owned by root
+/// or by `owner`, and not writable by others unless sticky.
+pub(crate) struct Dir {
+    pub(crate) fd: OwnedFd,
+    pub(crate) path: PathBuf,
+}
+
+impl std::fmt::Debug for Dir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dir({})", self.path.display())
+    }
+}
+
+impl Dir {
+    /// `Ok(None)`: the directory does not exist.
+    pub(crate) fn open(dir: &Path, owner: u32) -> Result<Option<Dir>> {
+        let fd = match open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(Error::io(dir, "open directory", e.into())),
+        };
+        let st = fstat(&fd).map_err(|e| Error::io(dir, "stat directory", e.into()))?;
+        if st.st_uid != 0 && st.st_uid != owner {
+            return Err(Error::insecure(
+                dir,
+                format!(
+                    "directory is owned by uid {}, not by the user or root",
+                    st.st_uid
+                ),
+            ));
+        }
+        if st.st_mode & 0o002 != 0 && st.st_mode & 0o1000 == 0 {
+            return Err(Error::insecure(
+                dir,
+                "directory is writable by others and not sticky",
+            ));
+        }
+        Ok(Some(Dir {
+            fd,
+            path: dir.to_owned(),
+        }))
+    }
+}
+
+/// Refuses anything but a regular file, naming what it is instead.
+pub(crate) fn require_regular(path: &Path, st: &FileStat) -> Result<()> {
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind == SFlag::S_IFREG {
+        return Ok(());
+    }
+    let what = match kind {
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFIFO => "a FIFO",
+        SFlag::S_IFLNK => "a symbolic link",
+        SFlag::S_IFSOCK => "a socket",
+        SFlag::S_IFCHR | SFlag::S_IFBLK => "a device node",
+        _ => "of an unknown type",
+    };
+    Err(Error::insecure(
+        path,
+        format!("is {what}, not a regular file"),
+    ))
+}
+
+/// The checks on an open device file: regular, owned by `owner` or root,
+/// no group or other bits, one link, at most [`MAX_FILE_SIZE`].
+pub(crate) fn check_private(path: &Path, st: &FileStat, owner: u32) -> Result<()> {
+    require_regular(path, st)?;
+    if st.st_uid != owner && st.st_uid != 0 {
+        return Err(Error::insecure(
+            path,
+            format!("owned by uid {}, not by the user or root", st.st_uid),
+        ));
+    }
+    if st.st_mode & 0o077 != 0 {
+        return Err(Error::insecure(
+            path,
+            format!(
+                "mode {:04o} lets group or others in; run chmod 600",
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    if st.st_nlink > 1 {
+        return Err(Error::insecure(path, "has more than one hard link"));
+    }
+    if st.st_size < 0 || st.st_size as u64 > MAX_FILE_SIZE {
+        return Err(Error::insecure(
+            path,
+            format!("larger than {MAX_FILE_SIZE} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// How often [`open_private`] opens the name again after finding that the
+/// inode it got was replaced meanwhile, before giving up as busy.
+const STALE_RETRIES: u32 = 100;
+
+/// Opens `name` in `dir` without following links and checks it with
+/// [`check_private`]. `Ok(None)`: it does not exist. `path` is the full
+/// path, for messages.
+pub(crate) fn open_private(
+    dir: &Dir,
+    name: &OsStr,
+    path: &Path,
+    owner: u32,
+) -> Result<Option<(File, FileStat)>> {
+    for _ in 0..STALE_RETRIES {
+        let fd = match openat(&dir.fd, name, READ_FLAGS, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => return Err(Error::insecure(path, "is a symbolic link")),
+            Err(e) => return Err(Error::io(path, "open", e.into())),
+        };
+        let st = fstat(&fd).map_err(|e| Error::io(path, "stat", e.into()))?;
+        if st.st_nlink == 0 {
+            // A writer renamed a new file over this one between our open and
+            // fstat: the inode we hold has no name left. That is the normal
+            // life of the file, not an insecure one; open the name again.
+            continue;
+        }
+        check_private(path, &st, owner)?;
+        return Ok(Some((File::from(fd), st)));
+    }
+    Err(Error::Busy {
+        path: path.to_owned(),
+    })
+}
+
+/// Reads at most [`MAX_FILE_SIZE`] bytes into a buffer that is wiped when
+/// dropped; a longer file is refused.
+pub(crate) fn read_capped(path: &Path, file: &mut File) -> Result<Zeroizing<Vec<u8>>> {
+    // Room for the whole cap up front: a growing Vec would copy the keys
+    // into a new allocation and free the old one without wiping it.
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_FILE_SIZE as usize + 1));
+    Read::by_ref(file)
+        .take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "read", e))?;
+    if buf.len() as u64 > MAX_FILE_SIZE {
+        return Err(Error::insecure(
+            path,
+            format!("larger than {MAX_FILE_SIZE} bytes"),
+        ));
+    }
+    Ok(buf)
+}
+
+/// The bytes as UTF-8 text, or an error naming the file.
+pub(crate) fn text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|_| Error::invalid(path, None, None, "not UTF-8 text"))
+}
+
+/// Reads a settings file that root must own and only root may write.
+/// `Ok(None)`: it does not exist.
+pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
+    let fd = match open(path, READ_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP) => return Err(Error::insecure(path, "is a symbolic link")),
+        Err(e) => return Err(Error::io(path, "open", e.into())),
+    };
+    let st = fstat(fd.as_fd()).map_err(|e| Error::io(path, "stat", e.into()))?;
+    require_regular(path, &st)?;
+    if st.st_uid != 0 {
+        return Err(Error::insecure(
+            path,
+            format!("owned by uid {}, not root", st.st_uid),
+        ));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(Error::insecure(
+            path,
+            format!(
+                "mode {:04o} lets others write it; run chmod 644",
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    let mut file = File::from(fd);
+    let bytes = read_capped(path, &mut file)?;
+    let text = text(path, &bytes)?;
+    Ok(Some(Zeroizing::new(text.to_owned())))
+}

@@ -1,0 +1,127 @@
+//! The store seam (docs/design.md §10): where a user's device state lives,
+//! and the one transaction every change goes through.
+//!
+//! [`Store`] is an enum with one variant per backend; the device-file store
+//! ([`FileStore`]) is the first. The protocols of [`crate::login`] and
+//! [`crate::manage`] see only two operations:
+//!
+//! - [`Store::read`]: an unlocked snapshot, for deciding whether to prompt
+//!   and for showing devices;
+//! - [`Store::update`]: lock → read → change → durable save → unlock, with
+//!   the change given the state as read under the lock and the store's own
+//!   clock. A backend that keeps state elsewhere (a database) implements the
+//!   same two and uses its own clock, so hosts with skewed clocks agree.
+
+mod file;
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+pub use file::{ensure_dir, lock, read, Access, FileSpec, FileStore, Locked, LOCK_WAIT};
+
+use crate::config::PathTemplate;
+use crate::device::DeviceFile;
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+use crate::user::UserInfo;
+
+/// What a change decided: leave the state as it was, or save a new one.
+/// Either way it hands back a value for the caller.
+#[derive(Debug)]
+pub enum Change<T> {
+    /// Nothing to write.
+    Keep(T),
+    /// Write this state durably before [`Store::update`] returns.
+    Save(DeviceFile, T),
+}
+
+/// An unlocked read: the state (`None`: the user has none) and the store's
+/// clock at the time of the read.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The devices; `None` when there is no device file.
+    pub devices: Option<DeviceFile>,
+    /// The store's clock.
+    pub now: Timestamp,
+}
+
+/// Where one user's device state lives.
+#[derive(Debug)]
+pub enum Store {
+    /// A device file (per-user or central).
+    File(FileStore),
+}
+
+impl Store {
+    /// The device file of `user` under `template`.
+    pub fn for_user(template: &PathTemplate, user: &UserInfo) -> Result<Store> {
+        FileSpec::for_user(template, user).map(|spec| Store::file(spec, &user.name))
+    }
+
+    /// The device file `spec`, whose header names `user`.
+    pub fn file(spec: FileSpec, user: &str) -> Store {
+        Store::File(FileStore::new(spec, user, LOCK_WAIT))
+    }
+
+    /// Waits at most `wait` for another process's lock (default
+    /// [`LOCK_WAIT`]).
+    pub fn with_wait(self, wait: Duration) -> Store {
+        match self {
+            Store::File(f) => Store::File(f.with_wait(wait)),
+        }
+    }
+
+    /// The same store with its clock frozen at `now`: a scenario replayed
+    /// at chosen instants (tests, vectors).
+    pub fn at(self, now: Timestamp) -> Store {
+        match self {
+            Store::File(f) => Store::File(f.at(now)),
+        }
+    }
+
+    /// The device file, when the store is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Store::File(f) => Some(&f.spec().path),
+        }
+    }
+
+    /// Whose devices these are.
+    pub fn user(&self) -> &str {
+        match self {
+            Store::File(f) => f.user(),
+        }
+    }
+
+    /// An unlocked snapshot.
+    pub fn read(&self) -> Result<Snapshot> {
+        match self {
+            Store::File(f) => f.read(),
+        }
+    }
+
+    /// One transaction: the change sees the state as read under the lock and
+    /// the store's clock; what it returns in [`Change::Save`] is durably
+    /// written before this returns. An error from the change, or from the
+    /// save, leaves the stored state as it was.
+    pub fn update<T, E>(
+        &self,
+        change: impl FnOnce(Option<&DeviceFile>, Timestamp) -> std::result::Result<Change<T>, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+    {
+        match self {
+            Store::File(f) => f.update(change),
+        }
+    }
+}
+
+impl fmt::Display for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Store::File(s) => write!(f, "{}", s.spec().path.display()),
+        }
+    }
+}
