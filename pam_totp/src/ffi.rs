@@ -1,11 +1,18 @@
-//! Every `unsafe` line of pam-totp: the six PAM entry points and the libpam
-//! calls the module makes (`pam_get_user`, `pam_get_item`, `pam_set_item`,
-//! the conversation, `pam_syslog`).
+//! The module's side of the C boundary: the six PAM entry points and
+//! [`LibPam`], the safe wrapper that implements [`Host`] over libpam
+//! (`pam_get_user`, `pam_get_item`, `pam_set_item`, the conversation,
+//! `pam_syslog`, module data).
 //!
 //! Each entry point is a trampoline: it checks the pointers libpam passes,
 //! runs the safe code under [`guard`] (`catch_unwind`; a panic fails
 //! closed with `PAM_AUTH_ERR` and never unwinds into libpam or the host
 //! program), and returns the code [`auth::pam_code`] chose.
+//!
+//! What it is not: the C declarations (structs, functions, constants are in
+//! `sys`), nor any decision — what to ask, what to accept and which code to
+//! return are `auth`'s. Every unsafe operation here sits alone in its block
+//! under one `SAFETY` comment; the lint below holds it to that.
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,64 +23,19 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::auth::{self, Host, Level, Style};
 use crate::code;
-
-/// libpam's opaque `pam_handle_t`.
-#[repr(C)]
-pub struct PamHandle {
-    _private: [u8; 0],
-}
-
-/// `struct pam_message`.
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-/// `struct pam_response`.
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-/// `struct pam_conv`.
-#[repr(C)]
-struct PamConv {
-    conv: Option<
-        unsafe extern "C" fn(
-            num_msg: c_int,
-            msg: *mut *const PamMessage,
-            resp: *mut *mut PamResponse,
-            appdata_ptr: *mut c_void,
-        ) -> c_int,
-    >,
-    appdata_ptr: *mut c_void,
-}
-
-// From <security/_pam_types.h>.
-const PAM_SILENT: c_int = 0x8000;
-const PAM_CONV: c_int = 5;
-const PAM_AUTHTOK: c_int = 6;
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_PROMPT_ECHO_ON: c_int = 2;
-const PAM_ERROR_MSG: c_int = 3;
-
-#[link(name = "pam")]
-extern "C" {
-    fn pam_get_user(pamh: *mut PamHandle, user: *mut *const c_char, prompt: *const c_char)
-        -> c_int;
-    fn pam_get_item(pamh: *const PamHandle, item_type: c_int, item: *mut *const c_void) -> c_int;
-    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
-    // Variadic; only ever called with the format "%s" and one C string.
-    fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
-}
+use crate::sys::{
+    pam_get_data, pam_get_item, pam_get_user, pam_set_data, pam_set_item, pam_syslog, PamConv,
+    PamHandle, PamMessage, PamResponse, PAM_AUTHTOK, PAM_CONV, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF,
+    PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO,
+};
 
 /// Authentication: the module's job.
 ///
 /// # Safety
 /// Called by libpam with its handle and the service line's arguments.
-#[no_mangle]
+// SAFETY: the name libpam looks up in the module; the only symbol of that
+// name in this .so, with the signature of <security/pam_modules.h>.
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn pam_sm_authenticate(
     pamh: *mut PamHandle,
     flags: c_int,
@@ -87,14 +49,17 @@ pub unsafe extern "C" fn pam_sm_authenticate(
         let Ok(argc) = usize::try_from(argc) else {
             return code::PAM_SERVICE_ERR;
         };
-        if argc > 0 && argv.is_null() {
+        let argv: &[*const c_char] = if argc == 0 {
+            &[]
+        } else if argv.is_null() {
             return code::PAM_SERVICE_ERR;
-        }
+        } else {
+            // SAFETY: libpam passes `argc` entries in `argv` (non-null here),
+            // valid for the duration of this call.
+            unsafe { std::slice::from_raw_parts(argv, argc) }
+        };
         let mut args: Vec<&[u8]> = Vec::with_capacity(argc);
-        for i in 0..argc {
-            // SAFETY: libpam passes `argc` entries in `argv` (checked non-null
-            // above when argc > 0), valid for the duration of this call.
-            let arg = unsafe { *argv.add(i) };
+        for &arg in argv {
             if arg.is_null() {
                 return code::PAM_SERVICE_ERR;
             }
@@ -115,7 +80,9 @@ pub unsafe extern "C" fn pam_sm_authenticate(
 ///
 /// # Safety
 /// Called by libpam; touches none of its arguments.
-#[no_mangle]
+// SAFETY: the name libpam looks up in the module; the only symbol of that
+// name in this .so, with the signature of <security/pam_modules.h>.
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn pam_sm_setcred(
     _pamh: *mut PamHandle,
     _flags: c_int,
@@ -129,7 +96,9 @@ pub unsafe extern "C" fn pam_sm_setcred(
 ///
 /// # Safety
 /// Called by libpam; touches none of its arguments.
-#[no_mangle]
+// SAFETY: the name libpam looks up in the module; the only symbol of that
+// name in this .so, with the signature of <security/pam_modules.h>.
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn pam_sm_acct_mgmt(
     _pamh: *mut PamHandle,
     _flags: c_int,
@@ -143,7 +112,9 @@ pub unsafe extern "C" fn pam_sm_acct_mgmt(
 ///
 /// # Safety
 /// Called by libpam; touches none of its arguments.
-#[no_mangle]
+// SAFETY: the name libpam looks up in the module; the only symbol of that
+// name in this .so, with the signature of <security/pam_modules.h>.
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn pam_sm_open_session(
     _pamh: *mut PamHandle,
     _flags: c_int,
@@ -157,7 +128,9 @@ pub unsafe extern "C" fn pam_sm_open_session(
 ///
 /// # Safety
 /// Called by libpam; touches none of its arguments.
-#[no_mangle]
+// SAFETY: the name libpam looks up in the module; the only symbol of that
+// name in this .so, with the signature of <security/pam_modules.h>.
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn pam_sm_close_session(
     _pamh: *mut PamHandle,
     _flags: c_int,
@@ -171,7 +144,9 @@ pub unsafe extern "C" fn pam_sm_close_session(
 ///
 /// # Safety
 /// Called by libpam; touches none of its arguments.
-#[no_mangle]
+// SAFETY: the name libpam looks up in the module; the only symbol of that
+// name in this .so, with the signature of <security/pam_modules.h>.
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn pam_sm_chauthtok(
     _pamh: *mut PamHandle,
     _flags: c_int,
@@ -193,6 +168,12 @@ fn guard(on_panic: c_int, f: impl FnOnce() -> c_int) -> c_int {
         }
     }
 }
+
+/// What every module-data name of pam_totp begins with. Data names are
+/// shared by all the modules of a stack and [`LibPam::get_data`] trusts what
+/// it finds under a name to be what [`LibPam::set_data`] stored, so both
+/// refuse any other name.
+const DATA_PREFIX: &[u8] = b"pam_totp.";
 
 /// [`Host`] over a live libpam handle (non-null, valid for the hook call).
 struct LibPam {
@@ -218,6 +199,159 @@ impl LibPam {
         // valid until the item is changed; we copy before returning.
         Ok(Some(unsafe { bounded_copy(item.cast::<c_char>()) }))
     }
+
+    /// One message of style `msg_style` through the application's
+    /// conversation function: the answer, if the application gave one. No
+    /// answer is an error for a prompt, not for a message that asks none
+    /// (`PAM_ERROR_MSG`, `PAM_TEXT_INFO`).
+    fn conversation(&mut self, msg_style: c_int, text: &str) -> Result<Option<Answer>, c_int> {
+        let text = CString::new(text.replace('\0', " ")).map_err(|_| code::PAM_BUF_ERR)?;
+        let mut item: *const c_void = ptr::null();
+        // SAFETY: live handle and valid out-pointer; libpam owns the item.
+        let rc = unsafe { pam_get_item(self.pamh, PAM_CONV, &mut item) };
+        if rc != code::PAM_SUCCESS {
+            return Err(rc);
+        }
+        // SAFETY: PAM_CONV is a `struct pam_conv` owned by libpam (or null),
+        // unchanged during this call.
+        let Some(conv) = (unsafe { item.cast::<PamConv>().as_ref() }) else {
+            return Err(code::PAM_CONV_ERR);
+        };
+        let Some(func) = conv.conv else {
+            return Err(code::PAM_CONV_ERR);
+        };
+        let message = PamMessage {
+            msg_style,
+            msg: text.as_ptr(),
+        };
+        let mut message_ptr: *const PamMessage = &message;
+        let mut responses: *mut PamResponse = ptr::null_mut();
+        // SAFETY: the application's conversation function, called as
+        // pam_conv(3) specifies: one message (which outlives the call), an
+        // out-pointer for the response array, and its own appdata.
+        let rc = unsafe { func(1, &mut message_ptr, &mut responses, conv.appdata_ptr) };
+        if rc != code::PAM_SUCCESS {
+            return Err(rc);
+        }
+        if responses.is_null() {
+            return match msg_style {
+                PAM_ERROR_MSG | PAM_TEXT_INFO => Ok(None),
+                _ => Err(code::PAM_CONV_ERR),
+            };
+        }
+        // SAFETY: on success the application hands us a `malloc`ed array of
+        // one response (one per message), non-null here, which is now ours.
+        Ok(unsafe { take_response(responses) })
+    }
+
+    /// Shows `text` as an informational message (`PAM_TEXT_INFO`), which
+    /// asks for no answer: any the application gives is wiped and dropped.
+    /// Like [`Host::converse`], it does not look at `silent`; the caller
+    /// does.
+    // Not on the Host trait yet: issues 11 and 14 use it.
+    #[allow(dead_code)]
+    pub fn text_info(&mut self, text: &str) -> Result<(), c_int> {
+        self.conversation(PAM_TEXT_INFO, text).map(drop)
+    }
+
+    /// Keeps `value` with the handle under `name` for a later hook of the
+    /// same PAM transaction. libpam owns it from then on and gives it to
+    /// [`drop_data`], which wipes and frees it, when a new `set_data` of the
+    /// same name replaces it or at `pam_end`. `name` must begin with
+    /// [`DATA_PREFIX`] (else `PAM_BAD_ITEM`); on any error `value` is wiped.
+    // Not on the Host trait yet: issues 11 and 14 use it.
+    #[allow(dead_code)]
+    pub fn set_data(&mut self, name: &CStr, mut value: Box<[u8]>) -> Result<(), c_int> {
+        if !name.to_bytes().starts_with(DATA_PREFIX) {
+            value.zeroize();
+            return Err(code::PAM_BAD_ITEM);
+        }
+        let data = Box::into_raw(Box::new(value));
+        // SAFETY: live handle; `name` is a NUL-terminated string that libpam
+        // copies; `data` is a `Box<Box<[u8]>>` handed over to libpam, which
+        // gives it back only to `drop_data` (and lends it to `get_data`).
+        let rc = unsafe { pam_set_data(self.pamh, name.as_ptr(), data.cast(), Some(drop_data)) };
+        if rc == code::PAM_SUCCESS {
+            return Ok(());
+        }
+        // SAFETY: `data` comes from `Box::into_raw` above, and a failed
+        // pam_set_data keeps no pointer to it and never calls the cleanup,
+        // so it is still ours alone.
+        let mut value = unsafe { Box::from_raw(data) };
+        value.zeroize();
+        Err(rc)
+    }
+
+    /// A copy of what [`LibPam::set_data`] kept under `name` in this PAM
+    /// transaction; `None` when there is none (or `name` does not begin
+    /// with [`DATA_PREFIX`]).
+    // Not on the Host trait yet: issues 11 and 14 use it.
+    #[allow(dead_code)]
+    pub fn get_data(&self, name: &CStr) -> Option<Vec<u8>> {
+        if !name.to_bytes().starts_with(DATA_PREFIX) {
+            return None;
+        }
+        let mut data: *const c_void = ptr::null();
+        // SAFETY: live handle; `name` is NUL-terminated; `data` is a valid
+        // out-pointer. libpam keeps ownership of what it returns.
+        let rc = unsafe { pam_get_data(self.pamh, name.as_ptr(), &mut data) };
+        if rc != code::PAM_SUCCESS {
+            return None;
+        }
+        // SAFETY: under a name with pam_totp's prefix only `set_data` stores
+        // data, a `Box<Box<[u8]>>` that libpam keeps alive until it is
+        // replaced or `pam_end` — neither can happen during this call.
+        let value = unsafe { data.cast::<Box<[u8]>>().as_ref() }?;
+        Some(value.to_vec())
+    }
+}
+
+/// The `pam_set_data` cleanup of [`LibPam::set_data`]: wipes and frees the
+/// value, whatever `error_status` says (replaced, or `pam_end`).
+///
+/// # Safety
+/// `data` is null or the pointer `set_data` handed to libpam, given back
+/// once.
+unsafe extern "C" fn drop_data(_pamh: *mut PamHandle, data: *mut c_void, _error_status: c_int) {
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: the caller gives back, once, the `Box::into_raw` of a
+    // `Box<Box<[u8]>>` made by `set_data`.
+    let mut value = unsafe { Box::from_raw(data.cast::<Box<[u8]>>()) };
+    let bytes: &mut [u8] = &mut value;
+    bytes.zeroize();
+}
+
+/// Takes the one response of a conversation: a copy of its answer (if
+/// any), after which the answer is wiped and both it and the array are
+/// freed.
+///
+/// # Safety
+/// `responses` is a non-null, `malloc`ed array of one `pam_response` whose
+/// `resp` is null or a `malloc`ed NUL-terminated string, both ours to free
+/// and not used after this call.
+unsafe fn take_response(responses: *mut PamResponse) -> Option<Answer> {
+    // SAFETY: the caller guarantees one readable response at `responses`.
+    let resp = unsafe { (*responses).resp };
+    let answer = if resp.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null `resp` is a NUL-terminated string.
+        let answer = unsafe { bounded_copy(resp) };
+        // SAFETY: the same NUL-terminated string; strlen stops at its NUL.
+        let len = unsafe { libc::strlen(resp) };
+        // SAFETY: the `len` bytes before that NUL are the string's, and it
+        // is ours to write: the application handed it over.
+        unsafe { std::slice::from_raw_parts_mut(resp.cast::<u8>(), len) }.zeroize();
+        // SAFETY: `resp` was `malloc`ed and is ours; it is not used again.
+        unsafe { libc::free(resp.cast::<c_void>()) };
+        Some(answer)
+    };
+    // SAFETY: the array was `malloc`ed and is ours; its one entry was read
+    // above and it is not used again.
+    unsafe { libc::free(responses.cast::<c_void>()) };
+    answer
 }
 
 /// Copies a C string into an [`Answer`], reading at most
@@ -274,56 +408,7 @@ impl Host for LibPam {
             Style::PromptEchoOn => PAM_PROMPT_ECHO_ON,
             Style::ErrorMsg => PAM_ERROR_MSG,
         };
-        let text = CString::new(text.replace('\0', " ")).map_err(|_| code::PAM_BUF_ERR)?;
-        let mut item: *const c_void = ptr::null();
-        // SAFETY: live handle and valid out-pointer; libpam owns the item.
-        let rc = unsafe { pam_get_item(self.pamh, PAM_CONV, &mut item) };
-        if rc != code::PAM_SUCCESS {
-            return Err(rc);
-        }
-        // SAFETY: PAM_CONV is a `struct pam_conv` owned by libpam (or null).
-        let Some(conv) = (unsafe { item.cast::<PamConv>().as_ref() }) else {
-            return Err(code::PAM_CONV_ERR);
-        };
-        let Some(func) = conv.conv else {
-            return Err(code::PAM_CONV_ERR);
-        };
-        let message = PamMessage {
-            msg_style,
-            msg: text.as_ptr(),
-        };
-        let mut message_ptr: *const PamMessage = &message;
-        let mut responses: *mut PamResponse = ptr::null_mut();
-        // SAFETY: the application's conversation function, called as
-        // pam_conv(3) specifies: one message (which outlives the call), an
-        // out-pointer for the response array, and its own appdata.
-        let rc = unsafe { func(1, &mut message_ptr, &mut responses, conv.appdata_ptr) };
-        if rc != code::PAM_SUCCESS {
-            return Err(rc);
-        }
-        if responses.is_null() {
-            return match style {
-                Style::ErrorMsg => Ok(None),
-                _ => Err(code::PAM_CONV_ERR),
-            };
-        }
-        // SAFETY: on success the application hands us an array of one
-        // malloc'ed response (and malloc'ed `resp` strings), which we must
-        // free; we wipe the answer before freeing it.
-        unsafe {
-            let resp = (*responses).resp;
-            let answer = if resp.is_null() {
-                None
-            } else {
-                let answer = bounded_copy(resp);
-                let len = libc::strlen(resp);
-                std::slice::from_raw_parts_mut(resp.cast::<u8>(), len).zeroize();
-                libc::free(resp.cast::<c_void>());
-                Some(answer)
-            };
-            libc::free(responses.cast::<c_void>());
-            Ok(answer)
-        }
+        self.conversation(msg_style, text)
     }
 
     fn authtok(&mut self) -> Result<Option<Answer>, c_int> {
@@ -368,6 +453,60 @@ impl Host for LibPam {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `malloc`ed copy of `text`, as a conversation function returns it.
+    fn c_string(text: &CStr) -> *mut c_char {
+        // SAFETY: `text` is NUL-terminated; strdup mallocs the copy.
+        let copy = unsafe { libc::strdup(text.as_ptr()) };
+        assert!(!copy.is_null());
+        copy
+    }
+
+    /// A `malloc`ed array of one response holding `resp`.
+    fn responses(resp: *mut c_char) -> *mut PamResponse {
+        // SAFETY: calloc of one zeroed response; checked for null below.
+        let array = unsafe { libc::calloc(1, std::mem::size_of::<PamResponse>()) };
+        let array = array.cast::<PamResponse>();
+        assert!(!array.is_null());
+        // SAFETY: `array` is one writable, suitably aligned response.
+        unsafe { (*array).resp = resp };
+        array
+    }
+
+    #[test]
+    fn a_response_is_copied_and_the_application_s_memory_freed() {
+        let array = responses(c_string(c"123456"));
+        // SAFETY: a malloc'ed array of one response with a malloc'ed string,
+        // not used after.
+        let answer = unsafe { take_response(array) };
+        assert_eq!(answer.as_ref().map(Answer::expose), Some("123456"));
+
+        let array = responses(ptr::null_mut());
+        // SAFETY: a malloc'ed array of one response without a string.
+        assert!(unsafe { take_response(array) }.is_none());
+    }
+
+    #[test]
+    fn an_overlong_response_is_read_only_up_to_the_bound() {
+        let long = CString::new("7".repeat(auth::MAX_ANSWER_LEN * 4)).unwrap_or_default();
+        let array = responses(c_string(&long));
+        // SAFETY: a malloc'ed array of one response with a malloc'ed string,
+        // not used after.
+        let answer = unsafe { take_response(array) };
+        assert_eq!(
+            answer.map(|a| a.expose().len()),
+            Some(auth::MAX_ANSWER_LEN + 1)
+        );
+    }
+
+    #[test]
+    fn the_data_cleanup_frees_what_set_data_hands_over_and_ignores_null() {
+        let data = Box::into_raw(Box::new(Box::<[u8]>::from(&b"secret"[..])));
+        // SAFETY: the pointer set_data would hand over, given back once.
+        unsafe { drop_data(ptr::null_mut(), data.cast(), code::PAM_SUCCESS) };
+        // SAFETY: null data is allowed.
+        unsafe { drop_data(ptr::null_mut(), ptr::null_mut(), code::PAM_SUCCESS) };
+    }
 
     #[test]
     fn an_answer_that_is_not_utf8_is_read_as_from_utf8_lossy_would() {
