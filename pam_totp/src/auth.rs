@@ -421,7 +421,7 @@ fn debug_config(host: &mut dyn Host, args: &Args, store: &Store, policy: &Policy
     host.log(
         Level::Debug,
         &format!(
-            "user {name}: settings {}, device store {store}, sync {}, throttle_factor {}",
+            "user {name}: settings {}, device file {store}, sync {}, throttle_factor {}",
             config.display(),
             policy.sync,
             policy.throttle_factor
