@@ -1,0 +1,206 @@
+//! The commands, one file per family. Each one decides nothing about the
+//! file format, the verification rules or the store: it calls `shared`
+//! (`shared::manage`, `shared::store::Store`) and talks to the user. This
+//! file holds what several of them use.
+
+mod add;
+mod batch;
+mod confirm;
+mod import;
+mod list;
+mod remove;
+
+pub use add::add;
+use add::PendingImages;
+pub use batch::batch;
+pub use confirm::confirm;
+use confirm::confirm_loop;
+pub use import::import_google;
+pub use list::{list, show};
+pub use remove::{remove, reset};
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use shared::device::{validate_key, validate_name, Device, DeviceFile, WEAK_KEY_LEN};
+use shared::manage::{self, Confirmation};
+use shared::secret::{Answer, Secret};
+use shared::store::Store;
+use shared::user::{ActAs, UserInfo};
+use shared::verify::Rejection;
+use shared::Timestamp;
+
+use crate::cli::{
+    AddArgs, BatchArgs, ConfirmArgs, ImportArgs, NameArg, QrArgs, QrStyle, ShowArgs,
+    DEFAULT_IMPORT_NAME, DEFAULT_NAME,
+};
+use crate::context::{self, Ctx};
+use crate::error::{Error, Result};
+use crate::google::GaFile;
+use crate::output::{
+    self, colour_terminal, grouped, note, print, print_json, DeviceJson, StateJson,
+};
+use crate::qr::Matrix;
+
+/// A new key from the OS: getrandom(2), which needs no file descriptor and
+/// blocks until the kernel's pool is seeded.
+fn random_key(len: usize) -> Result<Secret> {
+    let mut buf = vec![0u8; len];
+    getrandom::fill(&mut buf)
+        .map_err(|e| Error::Refused(format!("cannot get random bytes from the OS: {e}")))?;
+    Ok(Secret::new(buf))
+}
+
+fn warn_weak_key(key: &Secret) {
+    if key.len() < WEAK_KEY_LEN {
+        note(&format!(
+            "warning: the key is only {} bytes; keys of {WEAK_KEY_LEN} bytes or more (20 for SHA1) \
+             resist guessing better: consider a fresh device with `totp-enroll add`",
+            key.len()
+        ));
+    }
+}
+
+/// The QR code, the manual-entry secret and the URL, for `add` and `show`.
+fn setup_text(device: &Device, url: &str, matrix: &Matrix, qr: &QrArgs) -> String {
+    let mut text = String::new();
+    match qr.qr {
+        QrStyle::None => {}
+        QrStyle::Utf8 => {
+            text.push_str("Scan this QR code with your authenticator app:\n\n");
+            text.push_str(&matrix.to_utf8(colour_terminal()));
+            text.push('\n');
+        }
+        QrStyle::Ansi => {
+            text.push_str("Scan this QR code with your authenticator app:\n\n");
+            text.push_str(&matrix.to_ansi());
+            text.push('\n');
+        }
+    }
+    let b32 = device.key.to_base32();
+    text.push_str(&format!(
+        "Or type this secret into the app (time-based, {}, {} digits, {} s):\n  {}\n\n\
+         otpauth URL:\n  {url}\n",
+        device.algorithm,
+        device.digits,
+        device.step,
+        grouped(&b32)
+    ));
+    for (what, path) in [("PNG", &qr.qr_png), ("SVG", &qr.qr_svg)] {
+        if let Some(p) = path {
+            text.push_str(&format!("QR code written to {} ({what}).\n", p.display()));
+        }
+    }
+    text
+}
+
+fn act(writer: Option<(u32, u32)>) -> Result<Option<ActAs>> {
+    Ok(match writer {
+        Some((uid, gid)) => Some(ActAs::user(uid, gid)?),
+        None => None,
+    })
+}
+
+fn file_error(path: &Path, action: &'static str, e: io::Error) -> Error {
+    Error::Store(shared::Error::io(path, action, e))
+}
+
+/// The value of `--key`/`--secret`: as given, or with `-` the first line of
+/// stdin (so that the secret is not in the process list or shell history).
+fn secret_arg(flag: &str, value: &str) -> Result<Answer> {
+    if value != "-" {
+        return Ok(Answer::new(value.to_owned()));
+    }
+    read_line(&io::stdin())?.ok_or_else(|| {
+        Error::Usage(format!(
+            "{flag} -: stdin ended before a line with the secret"
+        ))
+    })
+}
+
+/// One line from stdin, at most 256 bytes, without the newline.
+fn read_line(stdin: &io::Stdin) -> Result<Option<Answer>> {
+    let mut buf = zeroize::Zeroizing::new(String::new());
+    let n = stdin
+        .lock()
+        .take(256)
+        .read_line(&mut buf)
+        .map_err(|e| Error::Refused(format!("cannot read the code from stdin: {e}")))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Answer::new(
+        buf.trim_end_matches(['\n', '\r']).to_owned(),
+    )))
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// An instant without its fraction, for people.
+fn whole_secs(t: Timestamp) -> Timestamp {
+    Timestamp::from_secs(t.secs_floor())
+}
+
+fn read_existing(ctx: &Ctx) -> Result<DeviceFile> {
+    Ok(ctx
+        .store
+        .read()?
+        .devices
+        .ok_or_else(|| manage::no_devices(&ctx.store))?)
+}
+
+fn find<'a>(ctx: &Ctx, file: &'a DeviceFile, name: &str) -> Result<&'a Device> {
+    Ok(file
+        .find(name)
+        .ok_or_else(|| manage::no_such_device(&ctx.store, name))?)
+}
+
+/// Refuses early, before anything is written, a name that is taken (the
+/// transaction checks again under the lock).
+fn refuse_taken(ctx: &Ctx, name: &str) -> Result<()> {
+    match ctx.store.read()?.devices {
+        Some(file) if file.find(name).is_some() => Err(manage::name_taken(&ctx.store, name).into()),
+        _ => Ok(()),
+    }
+}
+
+/// Prints the JSON record of `d`: with `url`, the setup fields (URL and
+/// secret); with `now`, the verification state. Without `url`, no secret.
+fn print_device_json(
+    ctx: &Ctx,
+    d: &Device,
+    url: Option<&str>,
+    now: Option<Timestamp>,
+) -> Result<()> {
+    let b32 = d.key.to_base32();
+    let hex = d.key.to_hex();
+    let secrets = url.map(|_| (b32.as_str(), hex.as_str()));
+    print_json(&device_json(ctx, d, url, secrets, now))
+}
+
+fn device_json<'a>(
+    ctx: &'a Ctx,
+    d: &'a Device,
+    url: Option<&'a str>,
+    secrets: Option<(&'a str, &'a str)>,
+    now: Option<Timestamp>,
+) -> DeviceJson<'a> {
+    DeviceJson {
+        user: &ctx.user.name,
+        device_name: &d.name,
+        config_url: url,
+        secret_base32: secrets.map(|(b, _)| output::unpadded(b)),
+        key_hex: secrets.map(|(_, h)| h),
+        algorithm: d.algorithm.name(),
+        digits: d.digits,
+        step: d.step,
+        t0: d.t0,
+        tolerance: d.tolerance,
+        confirmed: d.confirmed,
+        state: now.map(|n| StateJson::of(d, n, &ctx.settings.policy)),
+    }
+}
