@@ -162,21 +162,34 @@ pub(crate) fn open_private(
     })
 }
 
-/// Reads at most [`MAX_FILE_SIZE`] bytes into a buffer that is wiped when
-/// dropped; a longer file is refused.
-pub(crate) fn read_capped(path: &Path, file: &mut File) -> Result<Zeroizing<Vec<u8>>> {
-    // Room for the whole cap up front: a growing Vec would copy the keys
-    // into a new allocation and free the old one without wiping it.
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_FILE_SIZE as usize + 1));
-    Read::by_ref(file)
-        .take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, "read", e))?;
-    if buf.len() as u64 > MAX_FILE_SIZE {
+/// Reads the file whose `fstat` gave `st` into a buffer that is wiped when
+/// dropped. The buffer is sized from `st` (which the caller has checked
+/// against [`MAX_FILE_SIZE`]): it never grows, so no unwiped copy of a key
+/// is left behind, and wiping it costs what the file is, not the cap. A file
+/// that grew or shrank since the `fstat` is refused; the caller's next try
+/// sees it whole.
+pub(crate) fn read_exact_size(
+    path: &Path,
+    file: &mut File,
+    st: &FileStat,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+    if size > MAX_FILE_SIZE {
         return Err(Error::insecure(
             path,
             format!("larger than {MAX_FILE_SIZE} bytes"),
         ));
+    }
+    // One byte more than the size, to notice a file that grew.
+    let mut buf = Zeroizing::new(Vec::with_capacity(size as usize + 1));
+    Read::by_ref(file)
+        .take(size + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "read", e))?;
+    if buf.len() as u64 != size {
+        return Err(Error::Busy {
+            path: path.to_owned(),
+        });
     }
     Ok(buf)
 }
@@ -213,7 +226,7 @@ pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
         ));
     }
     let mut file = File::from(fd);
-    let bytes = read_capped(path, &mut file)?;
+    let bytes = read_exact_size(path, &mut file, &st)?;
     let text = text(path, &bytes)?;
     Ok(Some(Zeroizing::new(text.to_owned())))
 }

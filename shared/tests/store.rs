@@ -1284,3 +1284,41 @@ fn a_temp_file_left_by_a_writer_that_died_is_replaced_not_fatal() {
     assert_eq!(back.devices[0].last_t, 7);
     assert_eq!(fx.listing(), vec!["devices.toml".to_owned()]);
 }
+
+// ---------------------------------------------------------------- one read per login
+
+#[test]
+fn a_transaction_after_an_unlocked_read_sees_a_change_made_in_place_in_between() {
+    let fx = Fixture::with_text(&state(10).to_toml(USER));
+    let store = Store::file(fx.spec(), USER).at(now());
+    let before = store.read().unwrap().devices.unwrap();
+    assert_eq!(before.devices[0].last_t, 10);
+    // Same inode, same size (the number keeps its width), new content.
+    let text = state(10)
+        .to_toml(USER)
+        .replace("last_t = 10", "last_t = 17");
+    assert_eq!(text.len(), state(10).to_toml(USER).len());
+    OpenOptions::new()
+        .write(true)
+        .open(&fx.path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let seen: i64 = store
+        .update(|file, _| -> Result<_, Error> {
+            Ok(store::Change::Keep(file.unwrap().devices[0].last_t))
+        })
+        .unwrap();
+    assert_eq!(seen, 17, "the transaction used the stale unlocked read");
+}
+
+#[test]
+fn a_transaction_after_an_unlocked_read_of_an_unchanged_file_sees_the_same_devices() {
+    let fx = Fixture::with_text(&state(41).to_toml(USER));
+    let store = Store::file(fx.spec(), USER).at(now());
+    let read = store.read().unwrap().devices.unwrap();
+    let seen = store
+        .update(|file, _| -> Result<_, Error> { Ok(store::Change::Keep(file.cloned())) })
+        .unwrap();
+    assert_eq!(seen, Some(read));
+}

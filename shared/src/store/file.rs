@@ -7,6 +7,7 @@
 //! passes from the old file to the new one without a gap, and a process that
 //! waited on the old inode notices the replacement and starts over.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, renameat, Flock, FlockArg, OFlag};
-use nix::sys::stat::{fstatat, mkdirat, Mode};
+use nix::sys::stat::{fstat, fstatat, mkdirat, Mode};
 use nix::unistd::{fsync, getpid, gettid, unlinkat, UnlinkatFlags};
 use zeroize::Zeroizing;
 
@@ -149,16 +150,46 @@ fn parse(spec: &FileSpec, bytes: &[u8]) -> Result<DeviceFile> {
 /// Reads and parses a device file without locking (to decide whether to
 /// prompt). `Ok(None)`: the file or its directory does not exist.
 pub fn read(spec: &FileSpec) -> Result<Option<DeviceFile>> {
+    Ok(read_identified(spec)?.map(|(devices, _)| devices))
+}
+
+/// What identifies one version of a file's content: the inode and its
+/// size and change times. Our writers never change a file in place (they
+/// rename a new inode over it), and any write changes the ctime, which
+/// nobody can set: the same identity means the same bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Version {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Version {
+    fn of(st: &nix::sys::stat::FileStat) -> Version {
+        Version {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+        }
+    }
+}
+
+/// [`read`], with the version of the file that was read.
+fn read_identified(spec: &FileSpec) -> Result<Option<(DeviceFile, Version)>> {
     let (dir_path, name) = spec.parts()?;
     let _act = spec.act()?;
     let Some(dir) = Dir::open(dir_path, spec.owner)? else {
         return Ok(None);
     };
-    let Some((mut file, _)) = fsafe::open_private(&dir, &name, &spec.path, spec.owner)? else {
+    let Some((mut file, st)) = fsafe::open_private(&dir, &name, &spec.path, spec.owner)? else {
         return Ok(None);
     };
-    let bytes = fsafe::read_capped(&spec.path, &mut file)?;
-    parse(spec, &bytes).map(Some)
+    let bytes = fsafe::read_exact_size(&spec.path, &mut file, &st)?;
+    Ok(Some((parse(spec, &bytes)?, Version::of(&st))))
 }
 
 /// A device file held under an exclusive lock. Dropping it unlocks.
@@ -180,6 +211,17 @@ pub struct Locked {
 /// reads it. A missing file is locked as "no file yet": [`Locked::save`]
 /// then creates it without replacing anything created meanwhile.
 pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
+    lock_reusing(spec, wait, None)
+}
+
+/// [`lock`]; when the locked file is still exactly the version `known` was
+/// parsed from, its devices are taken from there instead of reading and
+/// parsing the file a second time.
+fn lock_reusing(
+    spec: &FileSpec,
+    wait: Duration,
+    known: Option<(DeviceFile, Version)>,
+) -> Result<Locked> {
     let (dir_path, name) = spec.parts()?;
     let act = spec.act()?;
     let Some(dir) = Dir::open(dir_path, spec.owner)? else {
@@ -213,8 +255,17 @@ pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
                     nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
                 ) {
                     Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
-                        let bytes = fsafe::read_capped(&spec.path, &mut locked)?;
-                        let devices = parse(spec, &bytes)?;
+                        // Under the lock, the held inode's own times say
+                        // whether it is still what `known` was parsed from.
+                        let held =
+                            fstat(&*locked).map_err(|e| Error::io(&spec.path, "stat", e.into()))?;
+                        let devices = match known {
+                            Some((devices, version)) if version == Version::of(&held) => devices,
+                            _ => {
+                                let bytes = fsafe::read_exact_size(&spec.path, &mut locked, &held)?;
+                                parse(spec, &bytes)?
+                            }
+                        };
                         return Ok(Locked {
                             spec: spec.clone(),
                             name,
@@ -387,6 +438,10 @@ pub struct FileStore {
     /// A fixed clock, for replaying a scenario at chosen instants; `None`:
     /// the system clock.
     clock: Option<Timestamp>,
+    /// The last unlocked read, reused by the next [`FileStore::update`] when
+    /// the file has not changed since (a login reads before the prompt and
+    /// again under the lock; the second parse is then waste).
+    last_read: RefCell<Option<(DeviceFile, Version)>>,
 }
 
 impl FileStore {
@@ -397,6 +452,7 @@ impl FileStore {
             user: user.to_owned(),
             wait,
             clock: None,
+            last_read: RefCell::new(None),
         }
     }
 
@@ -429,7 +485,9 @@ impl FileStore {
 
     /// See [`super::Store::read`]. The clock is the system's.
     pub fn read(&self) -> Result<Snapshot> {
-        let devices = read(&self.spec)?;
+        let read = read_identified(&self.spec)?;
+        let devices = read.as_ref().map(|(devices, _)| devices.clone());
+        *self.last_read.borrow_mut() = read;
         Ok(Snapshot {
             devices,
             now: self.now(),
@@ -448,7 +506,11 @@ impl FileStore {
     {
         let dir_exists = self.spec.dir_exists()?;
         let mut locked = if dir_exists {
-            Some(lock(&self.spec, self.wait)?)
+            Some(lock_reusing(
+                &self.spec,
+                self.wait,
+                self.last_read.borrow_mut().take(),
+            )?)
         } else {
             None
         };
