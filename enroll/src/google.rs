@@ -71,7 +71,7 @@ impl GaFile {
                         let s = num("STEP_SIZE")?;
                         step = u32::try_from(s)
                             .ok()
-                            .filter(|s| (1..=3600).contains(s))
+                            .filter(|s| shared::limits::STEP.contains(&i64::from(*s)))
                             .ok_or(format!("line {n}: STEP_SIZE {s} is not 1 to 3600 seconds"))?;
                     }
                     "WINDOW_SIZE" => {

@@ -124,7 +124,7 @@ fn step_window_and_used_codes_are_carried_over() {
     assert_eq!(&*d.key.to_hex(), "3132333435363738393031323334353637383930");
     // The code google-authenticator accepted last is a replay here too.
     let key = shared::Secret::from_hex("3132333435363738393031323334353637383930").unwrap();
-    let code = shared::oath::hotp(shared::Algorithm::Sha1, key.expose(), used as u64, 6);
+    let code = shared::oath::hotp(shared::Algorithm::Sha1, key.expose(), used as u64, 6).unwrap();
     assert_eq!(
         check(&d, &code, Timestamp::from_secs(now), &Policy::default()),
         Verdict::Rejected(Rejection::Replayed)

@@ -11,8 +11,6 @@ use shared::{PathTemplate, Settings};
 
 /// Longest prompt accepted from `prompt=`.
 const MAX_PROMPT_LEN: usize = 256;
-/// Largest `throttle_factor=`, the same bound as the settings file.
-const MAX_THROTTLE_FACTOR: u32 = 86_400;
 
 /// Where the code comes from before (or instead of) prompting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -102,17 +100,19 @@ impl Args {
                     out.prompt = Some(v.to_owned());
                 }
                 ("throttle_factor", Some(v)) => {
+                    let range = shared::limits::THROTTLE_FACTOR;
                     let n = v
-                        .parse::<u32>()
+                        .parse::<i64>()
                         .ok()
-                        .filter(|n| *n <= MAX_THROTTLE_FACTOR)
+                        .filter(|n| range.contains(n))
                         .ok_or_else(|| {
                             format!(
-                                "throttle_factor=`{v}` must be a whole number from 0 to \
-                                 {MAX_THROTTLE_FACTOR}"
+                                "throttle_factor=`{v}` must be a whole number from {} to {}",
+                                range.start(),
+                                range.end()
                             )
                         })?;
-                    out.throttle_factor = Some(n);
+                    out.throttle_factor = Some(n as u32);
                 }
                 ("nullok", None) => out.nullok = true,
                 ("use_first_pass", None) => out.first_pass = FirstPass::Use,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::device::Params;
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::tomlfile::{Doc, Fields};
 use crate::user::UserInfo;
 use crate::verify::Policy;
@@ -126,7 +127,11 @@ impl Settings {
         if let Some(sync) = f.boolean("sync")? {
             s.policy.sync = sync;
         }
-        if let Some(factor) = f.int_incl("throttle_factor", 0, 86_400)? {
+        let (lo, hi) = (
+            *limits::THROTTLE_FACTOR.start(),
+            *limits::THROTTLE_FACTOR.end(),
+        );
+        if let Some(factor) = f.int_incl("throttle_factor", lo, hi)? {
             s.policy.throttle_factor = factor as u32;
         }
         s.issuer = f.string("issuer")?.map(|(v, _)| v.to_owned());
@@ -138,16 +143,17 @@ impl Settings {
         if let Some((table, span)) = f.table("enroll")? {
             let mut e = Fields::new(&doc, table, span, "enroll");
             if let Some(d) = e.int_incl("digits", 6, 8)? {
-                if d == 7 {
+                if !limits::is_digits(d) {
                     let span = e.take("digits").map(|v| v.1);
                     return Err(e.error_at("digits", span, "must be 6 or 8"));
                 }
                 s.enroll.digits = d as u32;
             }
-            if let Some(step) = e.int_incl("step", 1, 3600)? {
+            if let Some(step) = e.int_incl("step", *limits::STEP.start(), *limits::STEP.end())? {
                 s.enroll.step = step as u32;
             }
-            if let Some(t) = e.int_incl("tolerance", 0, 10)? {
+            let (lo, hi) = (*limits::TOLERANCE.start(), *limits::TOLERANCE.end());
+            if let Some(t) = e.int_incl("tolerance", lo, hi)? {
                 s.enroll.tolerance = t as u32;
             }
             if let Some((a, span)) = e.string("algorithm")? {

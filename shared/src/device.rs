@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::oath::Algorithm;
 use crate::secret::Secret;
 use crate::time::Timestamp;
@@ -88,14 +89,24 @@ impl Default for Params {
 impl Params {
     /// Checks the ranges of DESIGN §3; the error names the flag or key.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if !matches!(self.digits, 6 | 8) {
+        if !limits::is_digits(i64::from(self.digits)) {
             return Err(format!("digits must be 6 or 8, not {}", self.digits));
         }
-        if !(1..=3600).contains(&self.step) {
-            return Err(format!("step must be 1 to 3600 seconds, not {}", self.step));
+        if !limits::STEP.contains(&i64::from(self.step)) {
+            return Err(format!(
+                "step must be {} to {} seconds, not {}",
+                limits::STEP.start(),
+                limits::STEP.end(),
+                self.step
+            ));
         }
-        if self.tolerance > 10 {
-            return Err(format!("tolerance must be 0 to 10, not {}", self.tolerance));
+        if !limits::TOLERANCE.contains(&i64::from(self.tolerance)) {
+            return Err(format!(
+                "tolerance must be {} to {}, not {}",
+                limits::TOLERANCE.start(),
+                limits::TOLERANCE.end(),
+                self.tolerance
+            ));
         }
         Ok(())
     }
@@ -339,8 +350,8 @@ fn parse_device(f: &mut Fields<'_, '_>) -> Result<Device> {
             .map_err(|p: String| f.error_at("algorithm", Some(span), p))?,
     };
     let digits = match f.int_incl("digits", i64::MIN, i64::MAX)? {
-        None | Some(6) => 6,
-        Some(8) => 8,
+        None => 6,
+        Some(d) if limits::is_digits(d) => d as u32,
         Some(_) => {
             let span = f.take("digits").map(|v| v.1);
             return Err(f.error_at("digits", span, "must be 6 or 8"));
@@ -354,9 +365,17 @@ fn parse_device(f: &mut Fields<'_, '_>) -> Result<Device> {
         key,
         algorithm,
         digits,
-        step: f.int_incl("step", 1, 3600)?.unwrap_or(30) as u32,
+        step: f
+            .int_incl("step", *limits::STEP.start(), *limits::STEP.end())?
+            .unwrap_or(30) as u32,
         t0: f.int_incl("t0", -(1 << 53), 1 << 53)?.unwrap_or(0),
-        tolerance: f.int_incl("tolerance", 0, 10)?.unwrap_or(1) as u32,
+        tolerance: f
+            .int_incl(
+                "tolerance",
+                *limits::TOLERANCE.start(),
+                *limits::TOLERANCE.end(),
+            )?
+            .unwrap_or(1) as u32,
         drift: f
             .int_incl("drift", i64::from(i16::MIN), i64::from(i16::MAX))?
             .unwrap_or(0) as i16,

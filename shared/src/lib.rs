@@ -17,6 +17,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod fsafe;
+pub mod limits;
 pub mod login;
 pub mod manage;
 pub mod oath;

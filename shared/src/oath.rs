@@ -57,19 +57,17 @@ impl FromStr for Algorithm {
     }
 }
 
-fn mac_bytes<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    // HMAC takes keys of any length, so this cannot fail.
-    match <M as hmac::digest::KeyInit>::new_from_slice(key) {
-        Ok(mut mac) => {
-            mac.update(msg);
-            mac.finalize().into_bytes().to_vec()
-        }
-        Err(_) => Vec::new(),
-    }
+fn mac_bytes<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Option<Vec<u8>> {
+    // HMAC takes keys of any length, so this does not fail; if it ever did,
+    // there is no value, never a made-up one.
+    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).ok()?;
+    mac.update(msg);
+    Some(mac.finalize().into_bytes().to_vec())
 }
 
-/// The raw HMAC of `msg` under `key`.
-pub fn hmac(algorithm: Algorithm, key: &[u8], msg: &[u8]) -> Vec<u8> {
+/// The raw HMAC of `msg` under `key`; `None` only if the MAC cannot be
+/// computed.
+pub fn hmac(algorithm: Algorithm, key: &[u8], msg: &[u8]) -> Option<Vec<u8>> {
     match algorithm {
         Algorithm::Sha1 => mac_bytes::<Hmac<sha1::Sha1>>(key, msg),
         Algorithm::Sha256 => mac_bytes::<Hmac<sha2::Sha256>>(key, msg),
@@ -79,24 +77,20 @@ pub fn hmac(algorithm: Algorithm, key: &[u8], msg: &[u8]) -> Vec<u8> {
 
 /// RFC 4226 HOTP value: HMAC over the 8-byte big-endian counter, dynamic
 /// truncation, `mod 10^digits`. `digits` is 6 or 8 in practice (1..=9 work).
-pub fn hotp_value(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> u32 {
-    let mac = hmac(algorithm, key, &counter.to_be_bytes());
-    let Some(last) = mac.last() else { return 0 };
-    let offset = usize::from(last & 0x0f);
-    let word = match mac.get(offset..offset + 4) {
-        Some(w) => u32::from_be_bytes([w[0], w[1], w[2], w[3]]) & 0x7fff_ffff,
-        None => 0,
-    };
-    word % 10u32.pow(digits.min(9))
+/// `None` when no value can be computed: an error never becomes a code
+/// (such as 0, "000000") that someone could type.
+pub fn hotp_value(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> Option<u32> {
+    let mac = hmac(algorithm, key, &counter.to_be_bytes())?;
+    let offset = usize::from(mac.last()? & 0x0f);
+    let w = mac.get(offset..offset + 4)?;
+    let word = u32::from_be_bytes([w[0], w[1], w[2], w[3]]) & 0x7fff_ffff;
+    Some(word % 10u32.pow(digits.min(9)))
 }
 
 /// The HOTP code as the user sees it: zero-padded to `digits`.
-pub fn hotp(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> String {
-    format!(
-        "{:0width$}",
-        hotp_value(algorithm, key, counter, digits),
-        width = digits as usize
-    )
+pub fn hotp(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> Option<String> {
+    hotp_value(algorithm, key, counter, digits)
+        .map(|v| format!("{v:0width$}", width = digits as usize))
 }
 
 /// django-otp's time step: `floor((floor(now) - t0) / step) + drift`, with
@@ -120,5 +114,5 @@ pub fn totp(
     let t = time_step(now_secs, t0, step, 0);
     u64::try_from(t)
         .ok()
-        .map(|c| hotp(algorithm, key, c, digits))
+        .and_then(|c| hotp(algorithm, key, c, digits))
 }

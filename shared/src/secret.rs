@@ -5,9 +5,18 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// A device key. `Debug` prints `Secret(..)`; the bytes are wiped on drop.
-#[derive(Clone, PartialEq, Eq)]
+/// A device key. `Debug` prints `Secret(..)`; the bytes are wiped on drop;
+/// `==` takes time that depends only on the lengths.
+#[derive(Clone)]
 pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        constant_time_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// Wraps raw key bytes.
@@ -165,6 +174,14 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn keys_compare_by_their_bytes() {
+        let a = Secret::from_hex("3132333435").unwrap();
+        assert_eq!(a, Secret::from_hex("3132333435").unwrap());
+        assert_ne!(a, Secret::from_hex("3132333436").unwrap());
+        assert_ne!(a, Secret::from_hex("313233343536").unwrap());
+    }
 
     #[test]
     fn debug_output_never_shows_key_bytes() {

@@ -115,12 +115,14 @@ pub fn check(device: &Device, input: &str, now: Timestamp, policy: &Policy) -> V
         let Ok(counter) = u64::try_from(t) else {
             return false;
         };
-        let value = hotp_value(
+        let Some(value) = hotp_value(
             device.algorithm,
             device.key.expose(),
             counter,
             device.digits,
-        );
+        ) else {
+            return false;
+        };
         let mut buf = [0u8; 10];
         let len = device.digits as usize;
         let mut v = value;

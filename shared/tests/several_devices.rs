@@ -26,6 +26,7 @@ fn code_for(d: &Device, now: Timestamp) -> String {
         current_step(d, now) as u64,
         d.digits,
     )
+    .unwrap()
 }
 
 fn now() -> Timestamp {
