@@ -53,6 +53,7 @@ impl From<shared::Error> for Error {
     fn from(e: shared::Error) -> Self {
         match e {
             shared::Error::Usage(m) => Error::Usage(m),
+            shared::Error::Refused(m) => Error::Refused(m),
             shared::Error::UnknownUser(name) => Error::Usage(format!(
                 "unknown user `{name}`; check the name given to --user"
             )),

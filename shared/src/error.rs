@@ -54,6 +54,9 @@ pub enum Error {
     Usage(String),
     /// The user does not exist in the password database.
     UnknownUser(String),
+    /// The password database (NSS) could not be read: a system failure, not
+    /// a wrong name.
+    Passwd(String),
     /// The rules refuse a change: no such device, a name taken, too many
     /// devices. The sentence says what to do instead.
     Refused(String),
@@ -129,6 +132,7 @@ impl fmt::Display for Error {
             }
             Error::Usage(msg) | Error::Refused(msg) => f.write_str(msg),
             Error::UnknownUser(name) => write!(f, "unknown user `{name}`"),
+            Error::Passwd(e) => write!(f, "cannot read the password database: {e}"),
         }
     }
 }

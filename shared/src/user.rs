@@ -29,14 +29,14 @@ impl UserInfo {
         }
         User::from_name(name)
             .map(|u| u.map(UserInfo::from))
-            .map_err(|e| Error::Usage(format!("cannot read the password database: {e}")))
+            .map_err(|e| Error::Passwd(e.to_string()))
     }
 
     /// Looks a user up by uid with `getpwuid_r`.
     pub fn by_uid(uid: u32) -> Result<Option<UserInfo>> {
         User::from_uid(Uid::from_raw(uid))
             .map(|u| u.map(UserInfo::from))
-            .map_err(|e| Error::Usage(format!("cannot read the password database: {e}")))
+            .map_err(|e| Error::Passwd(e.to_string()))
     }
 }
 

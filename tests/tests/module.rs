@@ -1021,6 +1021,38 @@ fn the_module_writes_nothing_to_stdout_or_stderr_itself() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn the_module_links_no_setup_code_neither_base32_nor_otpauth_nor_qr() {
+    // The dependency budget: what only setting up a device needs stays out
+    // of the code loaded into sshd and sudo.
+    let so = module().unwrap();
+    let out = Command::new("nm")
+        .args(["-C", "--defined-only"])
+        .arg(&so)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("pam_sm_authenticate"),
+        "nm saw no symbols: {text}"
+    );
+    for unwanted in [
+        "data_encoding",
+        "otpauth",
+        "base32",
+        "qrcode",
+        "clap",
+        "png::",
+    ] {
+        let hits: Vec<&str> = text.lines().filter(|l| l.contains(unwanted)).collect();
+        assert!(
+            hits.is_empty(),
+            "{unwanted} is linked into the module: {hits:?}"
+        );
+    }
+}
+
+#[test]
 fn only_the_pam_sm_symbols_are_exported() {
     let so = module().unwrap();
     let out = Command::new("nm")
