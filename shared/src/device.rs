@@ -314,11 +314,6 @@ impl DeviceFile {
         self.devices.push(device);
         Ok(())
     }
-
-    /// True when at least one device is confirmed.
-    pub fn has_confirmed(&self) -> bool {
-        self.devices.iter().any(|d| d.confirmed)
-    }
 }
 
 /// Counts the bytes written to it.

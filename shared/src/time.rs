@@ -52,11 +52,6 @@ impl Timestamp {
         self.0.div_euclid(MICROS)
     }
 
-    /// Seconds as a float, for JSON output.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e6
-    }
-
     /// This instant plus `secs` seconds (saturating).
     pub fn plus_secs(self, secs: i64) -> Self {
         Timestamp(self.0.saturating_add(secs.saturating_mul(MICROS)))

@@ -322,7 +322,7 @@ impl Locked {
 
     /// Durably replaces the file with `bytes` (already validated by the
     /// caller). On error the old file is untouched.
-    pub fn replace_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+    fn replace_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         let tmp = self.spec.temp_name(&self.name, self.lock.is_some());
         let tmp_path = self.dir_path.join(&tmp);
         let create = || {
