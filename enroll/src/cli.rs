@@ -188,16 +188,16 @@ Examples:
 #[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
 pub struct ParamArgs {
     /// Code length: 6 or 8
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_digits)]
     pub digits: Option<u32>,
     /// Seconds per code, 1 to 3600 (default 30)
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_step)]
     pub step: Option<u32>,
     /// Unix time at which counting starts (default 0)
     #[arg(long, value_name = "UNIX_TIME", allow_hyphen_values = true)]
     pub t0: Option<i64>,
     /// Steps accepted either side of the current one, 0 to 10 (default 1)
-    #[arg(long, value_name = "STEPS")]
+    #[arg(long, value_name = "STEPS", value_parser = parse_tolerance)]
     pub tolerance: Option<u32>,
     /// HMAC hash: SHA1 (what every app supports), SHA256 or SHA512
     #[arg(long, value_name = "ALG", value_parser = parse_algorithm)]
@@ -248,7 +248,7 @@ pub enum QrStyle {
 #[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
 pub struct AddArgs {
     /// Device name, unique per user (default "default")
-    #[arg(long, short = 'n', value_name = "NAME")]
+    #[arg(long, short = 'n', value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
     /// Parameters of the new device.
     #[command(flatten)]
@@ -306,7 +306,7 @@ pub struct ImportArgs {
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Device name (default "google-authenticator")
-    #[arg(long, short = 'n', value_name = "NAME")]
+    #[arg(long, short = 'n', value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
 }
 
@@ -321,7 +321,7 @@ pub struct BatchArgs {
     #[arg(long, value_name = "FILE", group = "who")]
     pub users_from: Option<PathBuf>,
     /// Device name for every user (default "default")
-    #[arg(long, short = 'n', value_name = "NAME")]
+    #[arg(long, short = 'n', value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
     /// Parameters of the new devices.
     #[command(flatten)]
@@ -354,6 +354,42 @@ pub enum Shell {
     Zsh,
     /// fish
     Fish,
+}
+
+/// A number within one of `shared::limits`' ranges.
+fn in_range(s: &str, range: std::ops::RangeInclusive<i64>) -> Result<u32, String> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .map(|n| n as u32)
+        .ok_or_else(|| {
+            format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })
+}
+
+fn parse_step(s: &str) -> Result<u32, String> {
+    in_range(s, shared::limits::STEP)
+}
+
+fn parse_tolerance(s: &str) -> Result<u32, String> {
+    in_range(s, shared::limits::TOLERANCE)
+}
+
+fn parse_digits(s: &str) -> Result<u32, String> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| shared::limits::is_digits(*n))
+        .map(|n| n as u32)
+        .ok_or_else(|| "must be 6 or 8".to_owned())
+}
+
+/// A device name, checked by shared's rule.
+fn parse_name(s: &str) -> Result<String, String> {
+    shared::device::validate_name(s).map(|()| s.to_owned())
 }
 
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {

@@ -1203,3 +1203,28 @@ fn on_a_terminal_the_utf8_qr_is_drawn_black_on_white_unless_no_color() {
     assert!(!plain.contains("\x1b["), "{plain:?}");
     assert!(plain.contains('▀'));
 }
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_is_not_an_error() {
+    // `totp-enroll completions bash | head -1`: the write fails with EPIPE
+    // once the reader is gone; everything the reader wanted was written.
+    let mut child = std::process::Command::new(common::bin())
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -12,7 +12,6 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
         ));
     }
     let name = a.name.as_deref().unwrap_or(DEFAULT_NAME);
-    validate_name(name).map_err(|m| Error::Usage(format!("--name: {m}")))?;
     let params = ctx.params(&a.params)?;
     let key = match (&a.key, &a.secret) {
         (Some(hex), _) => {

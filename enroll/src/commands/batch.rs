@@ -20,7 +20,6 @@ pub fn batch(common: &crate::cli::Common, a: &BatchArgs) -> Result<()> {
     let settings = context::load_settings(common.config.as_deref())?;
     let params = context::params(&settings, &a.params)?;
     let name = a.name.as_deref().unwrap_or(DEFAULT_NAME);
-    validate_name(name).map_err(|m| Error::Usage(format!("--name: {m}")))?;
     let mut users: Vec<String> = a
         .users
         .iter()

@@ -16,7 +16,6 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
     let ga = GaFile::parse(&text)
         .map_err(|m| Error::Refused(format!("{}: not imported: {m}", path.display())))?;
     let name = a.name.as_deref().unwrap_or(DEFAULT_IMPORT_NAME);
-    validate_name(name).map_err(|m| Error::Usage(format!("--name: {m}")))?;
     validate_key(&ga.secret)
         .map_err(|m| Error::Refused(format!("{}: not imported: {m}", path.display())))?;
     let mut device = Device::new(name, ga.secret.clone(), &ga.params(), Timestamp::now());

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
-use shared::device::{validate_key, validate_name, Device, DeviceFile, WEAK_KEY_LEN};
+use shared::device::{validate_key, Device, DeviceFile, WEAK_KEY_LEN};
 use shared::manage::{self, Confirmation};
 use shared::secret::{Answer, Secret};
 use shared::store::Store;
