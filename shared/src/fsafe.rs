@@ -199,9 +199,10 @@ pub(crate) fn text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|_| Error::invalid(path, None, None, "not UTF-8 text"))
 }
 
-/// Reads a settings file that root must own and only root may write.
-/// `Ok(None)`: it does not exist.
-pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
+/// Opens `path` without following a last-component link or blocking on a
+/// FIFO, and checks that it is a regular file. `Ok(None)`: it does not
+/// exist.
+fn open_regular(path: &Path) -> Result<Option<(File, FileStat)>> {
     let fd = match open(path, READ_FLAGS, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(None),
@@ -210,6 +211,28 @@ pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
     };
     let st = fstat(fd.as_fd()).map_err(|e| Error::io(path, "stat", e.into()))?;
     require_regular(path, &st)?;
+    Ok(Some((File::from(fd), st)))
+}
+
+/// Reads a regular file of at most [`MAX_FILE_SIZE`] bytes that holds a
+/// secret (an import source) as text wiped when dropped: no symbolic link,
+/// no FIFO, no device. `Ok(None)`: it does not exist. Whose identity reads
+/// it is the caller's choice.
+pub fn read_regular(path: &Path) -> Result<Option<Zeroizing<String>>> {
+    let Some((mut file, st)) = open_regular(path)? else {
+        return Ok(None);
+    };
+    let bytes = read_exact_size(path, &mut file, &st)?;
+    let text = text(path, &bytes)?;
+    Ok(Some(Zeroizing::new(text.to_owned())))
+}
+
+/// Reads a settings file that root must own and only root may write.
+/// `Ok(None)`: it does not exist.
+pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
+    let Some((mut file, st)) = open_regular(path)? else {
+        return Ok(None);
+    };
     if st.st_uid != 0 {
         return Err(Error::insecure(
             path,
@@ -225,7 +248,6 @@ pub fn read_trusted_config(path: &Path) -> Result<Option<Zeroizing<String>>> {
             ),
         ));
     }
-    let mut file = File::from(fd);
     let bytes = read_exact_size(path, &mut file, &st)?;
     let text = text(path, &bytes)?;
     Ok(Some(Zeroizing::new(text.to_owned())))

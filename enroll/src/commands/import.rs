@@ -2,9 +2,6 @@
 
 use super::*;
 
-/// Largest google-authenticator file read.
-const MAX_GA_FILE: u64 = 64 * 1024;
-
 /// `import-google-authenticator [FILE]`.
 pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
     let path = a
@@ -71,50 +68,14 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
 }
 
 /// Reads a file of the target user: inside their home, as them (root does
-/// not read through someone's symlinks with root's rights).
+/// not read through someone's symlinks with root's rights), with shared's
+/// checks (no symbolic link, no FIFO, a regular file of at most 64 KiB).
 fn read_as_user(ctx: &Ctx, path: &Path) -> Result<zeroize::Zeroizing<String>> {
     let _act = act(context::acting_user(path, &ctx.user))?;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).bits())
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
-                Error::Refused(format!(
-                    "{}: is a symbolic link; name the file itself",
-                    path.display()
-                ))
-            } else if e.kind() == io::ErrorKind::NotFound {
-                Error::Refused(format!(
-                    "{}: no such file; name the google-authenticator file to import",
-                    path.display()
-                ))
-            } else {
-                file_error(path, "open", e)
-            }
-        })?;
-    read_limited(file, path)
-}
-
-fn read_limited(file: File, path: &Path) -> Result<zeroize::Zeroizing<String>> {
-    let meta = file.metadata().map_err(|e| file_error(path, "stat", e))?;
-    if !meta.is_file() {
-        return Err(Error::Refused(format!(
-            "{}: not a regular file",
+    shared::fsafe::read_regular(path)?.ok_or_else(|| {
+        Error::Refused(format!(
+            "{}: no such file; name the google-authenticator file to import",
             path.display()
-        )));
-    }
-    // Room for the whole cap up front, and wiped when dropped: the file
-    // holds a secret, and a growing String frees copies of it unwiped.
-    let mut text = zeroize::Zeroizing::new(String::with_capacity(MAX_GA_FILE as usize + 1));
-    file.take(MAX_GA_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| file_error(path, "read", e))?;
-    if text.len() as u64 > MAX_GA_FILE {
-        return Err(Error::Refused(format!(
-            "{}: larger than {MAX_GA_FILE} bytes",
-            path.display()
-        )));
-    }
-    Ok(text)
+        ))
+    })
 }

@@ -19,7 +19,7 @@ pub use import::import_google;
 pub use list::{list, show};
 pub use remove::{remove, reset};
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
