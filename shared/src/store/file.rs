@@ -101,14 +101,6 @@ impl FileSpec {
         })
     }
 
-    /// Whether the file's directory exists (looked up as the file's
-    /// identity, without following a last-component link).
-    fn dir_exists(&self) -> Result<bool> {
-        let (dir, _) = self.parts()?;
-        let _act = self.act()?;
-        Ok(Dir::open(dir, self.owner)?.is_some())
-    }
-
     fn act(&self) -> Result<Option<ActAs>> {
         match self.access {
             Access::AsCaller => Ok(None),
@@ -211,31 +203,35 @@ pub struct Locked {
 /// reads it. A missing file is locked as "no file yet": [`Locked::save`]
 /// then creates it without replacing anything created meanwhile.
 pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
-    lock_reusing(spec, wait, None)
+    let (dir_path, _) = spec.parts()?;
+    lock_reusing(spec, wait, None)?.ok_or_else(|| {
+        Error::io(
+            dir_path,
+            "open directory",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+    })
 }
 
-/// [`lock`]; when the locked file is still exactly the version `known` was
-/// parsed from, its devices are taken from there instead of reading and
-/// parsing the file a second time.
+/// [`lock`], with `Ok(None)` when the directory does not exist; when the
+/// locked file is still exactly the version `known` was parsed from, its
+/// devices are taken from there instead of reading and parsing the file a
+/// second time.
 fn lock_reusing(
     spec: &FileSpec,
     wait: Duration,
     known: Option<(DeviceFile, Version)>,
-) -> Result<Locked> {
+) -> Result<Option<Locked>> {
     let (dir_path, name) = spec.parts()?;
     let act = spec.act()?;
     let Some(dir) = Dir::open(dir_path, spec.owner)? else {
-        return Err(Error::io(
-            dir_path,
-            "open directory",
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
+        return Ok(None);
     };
     let deadline = Instant::now() + wait;
     let mut pause = Duration::from_millis(1);
     loop {
         let Some((file, st)) = fsafe::open_private(&dir, &name, &spec.path, spec.owner)? else {
-            return Ok(Locked {
+            return Ok(Some(Locked {
                 spec: spec.clone(),
                 name,
                 dir_fd: dir.fd,
@@ -243,7 +239,7 @@ fn lock_reusing(
                 lock: None,
                 devices: None,
                 _act: act,
-            });
+            }));
         };
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(mut locked) => {
@@ -266,7 +262,7 @@ fn lock_reusing(
                                 parse(spec, &bytes)?
                             }
                         };
-                        return Ok(Locked {
+                        return Ok(Some(Locked {
                             spec: spec.clone(),
                             name,
                             dir_fd: dir.fd,
@@ -274,7 +270,7 @@ fn lock_reusing(
                             lock: Some(locked),
                             devices: Some(devices),
                             _act: act,
-                        });
+                        }));
                     }
                     // Replaced meanwhile: start over, within the same wait.
                     Ok(_) | Err(Errno::ENOENT) if Instant::now() < deadline => continue,
@@ -504,16 +500,8 @@ impl FileStore {
     where
         E: From<Error>,
     {
-        let dir_exists = self.spec.dir_exists()?;
-        let mut locked = if dir_exists {
-            Some(lock_reusing(
-                &self.spec,
-                self.wait,
-                self.last_read.borrow_mut().take(),
-            )?)
-        } else {
-            None
-        };
+        // `None`: no directory yet.
+        let mut locked = lock_reusing(&self.spec, self.wait, self.last_read.borrow_mut().take())?;
         // The clock is read once, under the lock.
         let now = self.now();
         let current = locked.as_ref().and_then(Locked::devices);
