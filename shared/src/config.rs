@@ -22,18 +22,23 @@ pub const MAX_CONFIG_SIZE: usize = 64 * 1024;
 pub struct PathTemplate(String);
 
 impl PathTemplate {
-    /// Checks a template: absolute or `~/…`, and only `%u`, `%h`, `%%`.
+    /// Checks a template: absolute or `~/…`, only `%u`, `%h`, `%%`, and
+    /// naming the user (`%u`, `%h` or a leading `~/`): a template that names
+    /// no user gives every user one shared file, so one user's code would
+    /// open another's login (issue 11, finding 9).
     pub fn parse(template: &str) -> std::result::Result<Self, String> {
         if !(template.starts_with('/') || template.starts_with("~/")) {
             return Err(format!(
                 "path template `{template}` must be absolute or start with ~/"
             ));
         }
+        let mut per_user = template.starts_with("~/");
         let mut chars = template.chars();
         while let Some(c) = chars.next() {
             if c == '%' {
                 match chars.next() {
-                    Some('u' | 'h' | '%') => {}
+                    Some('u' | 'h') => per_user = true,
+                    Some('%') => {}
                     Some(x) => {
                         return Err(format!(
                             "path template `{template}` has unknown `%{x}`; use %u, %h or %%"
@@ -42,6 +47,12 @@ impl PathTemplate {
                     None => return Err(format!("path template `{template}` ends with a lone %")),
                 }
             }
+        }
+        if !per_user {
+            return Err(format!(
+                "path template `{template}` names no user: every user would share one file; \
+                 use %u, %h or ~/ (e.g. /var/lib/pam_totp/%u.toml)"
+            ));
         }
         Ok(PathTemplate(template.to_owned()))
     }
@@ -224,7 +235,7 @@ mod tests {
         assert!(!PathTemplate::parse("/var/lib/pam_totp/%u.toml")
             .unwrap()
             .uses_home());
-        assert!(!PathTemplate::parse("/var/%%h").unwrap().uses_home());
+        assert!(!PathTemplate::parse("/var/%%h/%u").unwrap().uses_home());
     }
 
     #[test]

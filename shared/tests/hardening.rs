@@ -246,6 +246,7 @@ fn finding_8_a_right_code_is_accepted_on_a_full_file_system() {
         path: path.clone(),
         owner: 0,
         access: Access::AsCaller,
+        home: None,
     };
     // Enrolment, while there is room.
     let store = at_now(Store::file(spec.clone(), "alice"));
@@ -360,6 +361,7 @@ fn finding_9_waiting_for_a_lock_ends_at_the_deadline_even_while_the_file_keeps_b
         path: path.clone(),
         owner: nix::unistd::geteuid().as_raw(),
         access: Access::AsCaller,
+        home: None,
     };
     // A holder that keeps the lock and keeps replacing the file under it.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
