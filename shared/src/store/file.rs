@@ -23,16 +23,14 @@ use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{
-    open, openat, readlinkat, renameat2, AtFlags, Flock, FlockArg, OFlag, RenameFlags,
-};
+use nix::fcntl::{open, openat, readlinkat, renameat2, AtFlags, FlockArg, OFlag, RenameFlags};
 use nix::sys::stat::{fstat, fstatat, mkdirat, stat, FileStat, Mode, SFlag};
 use nix::unistd::{fsync, getpid, gettid, unlinkat, UnlinkatFlags};
 use zeroize::Zeroizing;
@@ -299,6 +297,40 @@ fn spare_name(name: &OsStr) -> OsString {
     t
 }
 
+/// A file with a `flock(2)` lock on its open file description. Dropping it
+/// closes the file, and closing releases the lock (the descriptor is never
+/// duplicated). nix's `Flock` unlocks explicitly when dropped and panics if
+/// that fails: a fault there (the fault matrix, docs/faults.md, made one)
+/// would panic inside sshd or sudo.
+#[derive(Debug)]
+struct Held(File);
+
+impl Held {
+    fn lock(file: File, how: FlockArg) -> std::result::Result<Held, (File, Errno)> {
+        // `nix::fcntl::flock` is deprecated in favour of `Flock`, whose drop
+        // is the problem above; the call itself is the same system call.
+        #[allow(deprecated)]
+        let locked = nix::fcntl::flock(file.as_raw_fd(), how);
+        match locked {
+            Ok(()) => Ok(Held(file)),
+            Err(e) => Err((file, e)),
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut File {
+        &mut self.0
+    }
+}
+
 fn parse(spec: &FileSpec, bytes: &[u8]) -> Result<DeviceFile> {
     DeviceFile::parse(fsafe::text(&spec.path, bytes)?, &spec.path)
 }
@@ -332,7 +364,7 @@ fn open_locked(
     name: &OsStr,
     how: FlockArg,
     deadline: Instant,
-) -> Result<Option<Flock<File>>> {
+) -> Result<Option<Held>> {
     let mut pause = Duration::from_millis(1);
     loop {
         let opened = match how {
@@ -344,7 +376,7 @@ fn open_locked(
         let Some((file, st)) = opened else {
             return Ok(None);
         };
-        match Flock::lock(file, how) {
+        match Held::lock(file, how) {
             Ok(locked) => match fstatat(&dir.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
                     return Ok(Some(locked));
@@ -380,9 +412,9 @@ pub struct Locked {
     dir_fd: OwnedFd,
     dir_path: PathBuf,
     /// The locked file; `None` when there is no file yet.
-    lock: Option<Flock<File>>,
+    lock: Option<Held>,
     /// The spare, locked, once this transaction has opened it.
-    spare: Option<Flock<File>>,
+    spare: Option<Held>,
     devices: Option<DeviceFile>,
     // Declared last so that it is dropped last: every file operation above
     // happens as the user.
@@ -444,9 +476,10 @@ impl Locked {
         let text = stored_text(devices, user);
         // A change of devices (not of state) leaves the old keys and the old
         // width in the spare: write the new text there too afterwards.
+        // (A file just created has its spare written with it.)
         let scrub = match &self.devices {
             Some(old) => !same_devices(old, devices),
-            None => true,
+            None => false,
         };
         self.replace_bytes(text.as_bytes())?;
         self.devices = Some(devices.clone());
@@ -498,7 +531,7 @@ impl Locked {
     /// `deadline` for readers that still hold it from when it was the file.
     /// Anything at that name that is not a private regular file of ours is
     /// removed and a new spare made.
-    fn open_spare(&self, name: &OsStr, path: &Path, deadline: Instant) -> Result<Flock<File>> {
+    fn open_spare(&self, name: &OsStr, path: &Path, deadline: Instant) -> Result<Held> {
         let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
         let mut pause = Duration::from_millis(1);
         for _ in 0..2 {
@@ -537,7 +570,7 @@ impl Locked {
             }
             let mut file = File::from(fd);
             loop {
-                match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                match Held::lock(file, FlockArg::LockExclusiveNonblock) {
                     Ok(l) => return Ok(l),
                     Err((f, Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
                         file = f;
@@ -601,7 +634,7 @@ impl Locked {
             cleanup(&self.dir_fd);
             return Err(Error::io(&tmp_path, "write", e));
         }
-        let locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        let locked = match Held::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(l) => l,
             Err((_, e)) => {
                 cleanup(&self.dir_fd);
@@ -640,7 +673,7 @@ impl Locked {
 
 /// Writes `bytes` over the start of `file`, cuts it to that length and
 /// fsyncs it. Writing over blocks the file already has needs no new ones.
-fn write_in_place(file: &mut Flock<File>, bytes: &[u8]) -> std::io::Result<()> {
+fn write_in_place(file: &mut Held, bytes: &[u8]) -> std::io::Result<()> {
     let f: &File = file;
     f.write_all_at(bytes, 0)?;
     let len = bytes.len() as u64;
