@@ -30,7 +30,9 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{open, openat, readlinkat, renameat2, AtFlags, FlockArg, OFlag, RenameFlags};
+use nix::fcntl::{
+    open, openat, readlinkat, renameat, renameat2, AtFlags, FlockArg, OFlag, RenameFlags,
+};
 use nix::sys::stat::{fstat, fstatat, mkdirat, stat, FileStat, Mode, SFlag};
 use nix::unistd::{fsync, getpid, gettid, unlinkat, UnlinkatFlags};
 use zeroize::Zeroizing;
@@ -513,17 +515,37 @@ impl Locked {
             ));
         };
         write_in_place(spare, bytes).map_err(|e| Error::io(&spare_path, "write", e))?;
-        renameat2(
+        match renameat2(
             &self.dir_fd,
             spare_name.as_os_str(),
             &self.dir_fd,
             self.name.as_os_str(),
             RenameFlags::RENAME_EXCHANGE,
-        )
-        .map_err(|e| Error::io(&self.spec.path, "exchange with the spare", e.into()))?;
-        // The new file is the locked spare; the old inode is the next spare,
-        // still locked by us until the end of the transaction.
-        std::mem::swap(&mut self.lock, &mut self.spare);
+        ) {
+            // The new file is the locked spare; the old inode is the next
+            // spare, still locked by us until the end of the transaction.
+            Ok(()) => std::mem::swap(&mut self.lock, &mut self.spare),
+            // A file system without RENAME_EXCHANGE (NFS, some FUSE): the
+            // spare is renamed over the file, as a temp file would be; the
+            // old inode goes, and the next save makes a new spare.
+            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                renameat(
+                    &self.dir_fd,
+                    spare_name.as_os_str(),
+                    &self.dir_fd,
+                    self.name.as_os_str(),
+                )
+                .map_err(|e| Error::io(&self.spec.path, "rename", e.into()))?;
+                self.lock = self.spare.take();
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    &self.spec.path,
+                    "exchange with the spare",
+                    e.into(),
+                ))
+            }
+        }
         fsync(&self.dir_fd).map_err(|e| Error::io(&self.dir_path, "fsync directory", e.into()))
     }
 
