@@ -10,7 +10,7 @@ use pam_totp_tests::pam::{
     code_now, device, module, random_key_hex, wrong_code, DeviceDir, PamResult, Pamtester, Run,
     Services,
 };
-use pam_totp_tests::sys::skip_unless_root;
+use pam_totp_tests::sys::{skip_unless_root, TestUser};
 use shared::device::{Device, DeviceFile};
 use shared::Timestamp;
 
@@ -134,4 +134,41 @@ fn finding_1_a_file_size_limit_cannot_make_a_wrong_code_go_uncounted() {
          accepted (file of {base} bytes before the attempt):\n{}",
         seen.join("\n")
     );
+}
+
+/// Finding 9: with per-user files and `nullok`, a home that is not there
+/// (not mounted yet: ecryptfs, pam_mount, systemd-homed) used to read as
+/// "no device", and `nullok` let the login through without a code. It is
+/// `PAM_AUTHINFO_UNAVAIL`; a home that is there without the device
+/// directory is still "no device" (`PAM_IGNORE` under `nullok`).
+#[test]
+fn finding_9_with_nullok_a_missing_home_is_authinfo_unavail_not_ignored() {
+    if !skip_unless_root("finding_9_with_nullok_a_missing_home_is_authinfo_unavail_not_ignored") {
+        return;
+    }
+    let user = TestUser::create(&format!("pthome{}", std::process::id() % 100_000)).unwrap();
+    let f = Fixture::new();
+    f.services
+        .probe(
+            "home-nullok",
+            &f.module,
+            &format!("nullok config={}", f.devices.settings().unwrap().display()),
+        )
+        .unwrap();
+    let login = || {
+        Pamtester::new(&f.services, "home-nullok", &user.name)
+            .answers(&["123456"])
+            .run()
+            .unwrap()
+    };
+    // The home is there, the device directory is not: no device.
+    let run = login();
+    assert_eq!(run.result, PamResult::Ignored, "{run}");
+    // The home is away (as before its file system is mounted).
+    let away = user.home.with_extension("away");
+    std::fs::rename(&user.home, &away).unwrap();
+    let run = login();
+    std::fs::rename(&away, &user.home).unwrap();
+    assert_eq!(run.result, PamResult::AuthInfoUnavail, "{run}");
+    assert!(!run.prompted(), "{run}");
 }
