@@ -389,3 +389,48 @@ fn finding_9_waiting_for_a_lock_ends_at_the_deadline_even_while_the_file_keeps_b
     );
     assert!(took < Duration::from_secs(2), "took {took:?}");
 }
+
+/// Findings 1 and 8: every save a login makes has one size, whatever the
+/// outcome (success, failure, replay, malformed input), so the spare never
+/// needs a block and a size limit cannot tell a success from a failure.
+#[test]
+fn a_login_writes_the_same_number_of_bytes_whatever_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("devices.toml");
+    let spec = FileSpec {
+        path: path.clone(),
+        owner: nix::unistd::geteuid().as_raw(),
+        access: Access::AsCaller,
+        home: None,
+    };
+    let mut two = state(NOW / 30 - 3);
+    let mut second = two.devices[0].clone();
+    second.name = "tablet-with-a-longer-name".into();
+    second.key = Secret::from_hex(&"ab".repeat(64)).unwrap();
+    second.digits = 8;
+    two.devices.push(second);
+    let width = store::padded_len(&two, "alice");
+    let store = at_now(Store::file(spec.clone(), "alice"));
+    shared::manage::add(&store, &two.devices[0]).unwrap();
+    shared::manage::add(&store, &two.devices[1]).unwrap();
+    let mut sizes = Vec::new();
+    for (i, code) in [
+        wrong_code(),
+        "12 34".to_owned(),
+        valid_code(),
+        valid_code(),
+        wrong_code(),
+        "x".repeat(200),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let store = Store::file(spec.clone(), "alice")
+            .at(Timestamp::from_micros(NOW * 1_000_000 + i as i64 * 123_457));
+        login::attempt(&store, code, &no_throttle()).unwrap();
+        sizes.push(fs::metadata(&path).unwrap().len() as usize);
+    }
+    assert!(sizes.iter().all(|&s| s == width), "{sizes:?} != {width}");
+    let spare = dir.path().join(".devices.toml.spare");
+    assert_eq!(fs::metadata(spare).unwrap().len() as usize, width);
+}

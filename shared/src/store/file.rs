@@ -723,6 +723,12 @@ fn same_devices(a: &DeviceFile, b: &DeviceFile) -> bool {
 /// depends only on the devices, so a success and a failure write the same
 /// number of bytes, and a spare of that size is rewritten without a block.
 /// Capped at [`MAX_FILE_SIZE`].
+///
+/// Every state field a login can change is set to its widest here; a new
+/// state field (e.g. of backup codes) must be added, or a success and a
+/// failure could differ in size again (`finding_1_…` and the fault matrix
+/// would not see it; `a_login_writes_the_same_number_of_bytes_whatever_its_outcome`
+/// in `shared/tests/hardening.rs` would).
 pub fn padded_len(devices: &DeviceFile, user: &str) -> usize {
     let widest_time = Timestamp::from_micros(253_402_300_799_999_999); // 9999-12-31T23:59:59.999999Z
     let mut widest = devices.clone();
