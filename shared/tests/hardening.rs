@@ -349,9 +349,12 @@ fn finding_9_a_missing_home_is_an_error_and_not_no_device() {
 }
 
 /// Finding 9: waiting for the lock keeps to its deadline while a holder
-/// keeps replacing the file under its lock (the waiter wakes on old
-/// inodes, finds the name moved on and starts over): it gives up as busy
-/// soon after its wait, it never spins past it.
+/// keeps replacing the file under its lock (the name moves between the file
+/// and its spare; the waiter finds whichever it opens locked): it gives up
+/// as busy soon after its wait, it never spins past it. (The "replaced
+/// meanwhile" turn of the loop, where the waiter does get a lock but on an
+/// inode that left the name, checks the same deadline since the fix in
+/// main; no test here forces that turn on every try.)
 #[test]
 fn finding_9_waiting_for_a_lock_ends_at_the_deadline_even_while_the_file_keeps_being_replaced() {
     let dir = tempfile::tempdir().unwrap();
