@@ -128,6 +128,7 @@ fn finding_1_a_file_size_limit_cannot_make_a_wrong_code_go_uncounted() {
             broken.push(limit);
         }
     }
+    eprintln!("{}", seen.join("\n"));
     assert!(
         broken.is_empty(),
         "under RLIMIT_FSIZE {broken:?} a wrong code went uncounted while a right code was \
