@@ -171,6 +171,9 @@ fn spec_for_path(path: &Path, user: &UserInfo) -> Result<FileSpec> {
         path,
         owner: user.uid,
         access,
+        // An explicit file: a missing directory is created, not a sign of
+        // an unmounted home.
+        home: None,
     })
 }
 

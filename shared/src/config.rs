@@ -39,8 +39,10 @@ enum Part {
 }
 
 impl PathTemplate {
-    /// Parses and checks a template, once: absolute or `~/`, and only the
-    /// escapes `%u`, `%h` and `%%`.
+    /// Parses and checks a template, once: absolute or `~/…`, only `%u`,
+    /// `%h`, `%%`, and naming the user (`%u`, `%h` or a leading `~/`): a
+    /// template that names no user gives every user one shared file, so one
+    /// user's code would open another's login (issue 11, finding 9).
     pub fn parse(template: &str) -> std::result::Result<Self, String> {
         let (mut parts, rest) = match template.strip_prefix("~/") {
             Some(rest) => (vec![Part::HomeDir], rest),
@@ -80,10 +82,18 @@ impl PathTemplate {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(PathTemplate {
+        let template = PathTemplate {
             text: template.to_owned(),
             parts,
-        })
+        };
+        if !(template.uses_user() || template.uses_home()) {
+            return Err(format!(
+                "path template `{}` names no user: every user would share one file; \
+                 use %u, %h or ~/ (e.g. /var/lib/pam_totp/%u.toml)",
+                template.text
+            ));
+        }
+        Ok(template)
     }
 
     /// Whether the template names the user's home (`~/` or `%h`).
@@ -281,7 +291,7 @@ mod tests {
         assert!(!PathTemplate::parse("/var/lib/pam_totp/%u.toml")
             .unwrap()
             .uses_home());
-        assert!(!PathTemplate::parse("/var/%%h").unwrap().uses_home());
+        assert!(!PathTemplate::parse("/var/%%h/%u").unwrap().uses_home());
     }
 
     #[test]

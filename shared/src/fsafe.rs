@@ -140,11 +140,39 @@ pub(crate) fn open_private(
     path: &Path,
     owner: u32,
 ) -> Result<Option<(File, FileStat)>> {
+    open_private_with(dir, name, path, owner, READ_FLAGS)
+}
+
+/// [`open_private`] for reading and writing: a writer opens the file it
+/// locks this way, because after it exchanges the file with the spare the
+/// old inode is the next spare, which it then writes through the same
+/// descriptor (a second descriptor could not share its lock).
+pub(crate) fn open_private_rw(
+    dir: &Dir,
+    name: &OsStr,
+    path: &Path,
+    owner: u32,
+) -> Result<Option<(File, FileStat)>> {
+    let flags = READ_FLAGS.difference(OFlag::O_RDONLY).union(OFlag::O_RDWR);
+    open_private_with(dir, name, path, owner, flags)
+}
+
+fn open_private_with(
+    dir: &Dir,
+    name: &OsStr,
+    path: &Path,
+    owner: u32,
+    flags: OFlag,
+) -> Result<Option<(File, FileStat)>> {
     for _ in 0..STALE_RETRIES {
-        let fd = match openat(&dir.fd, name, READ_FLAGS, Mode::empty()) {
+        let fd = match openat(&dir.fd, name, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(None),
             Err(Errno::ELOOP) => return Err(Error::insecure(path, "is a symbolic link")),
+            // Only an open for writing gets this far with a directory.
+            Err(Errno::EISDIR) => {
+                return Err(Error::insecure(path, "is a directory, not a regular file"))
+            }
             Err(e) => return Err(Error::io(path, "open", e.into())),
         };
         let st = fstat(&fd).map_err(|e| Error::io(path, "stat", e.into()))?;

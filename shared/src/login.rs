@@ -76,18 +76,37 @@ pub fn prepared(file: &DeviceFile, now: Timestamp, policy: &Policy) -> Prepared 
 /// Phase 2: one transaction that verifies `input` against every confirmed
 /// device and durably stores the outcome (success or counted failure). If
 /// the save fails, this returns the error and the login must fail.
+///
+/// The failure is stored **before** the code is compared (issue 11,
+/// finding 1): the state as if the code were wrong (every device that will
+/// be tried records a failure) is saved first; only then is the code
+/// compared, and a success saved over it. Whatever makes a write fail or
+/// stops the process (a file-size limit, a full disk, a signal), it does so
+/// before anything is known about the code, or after the failure is on
+/// disk: no one can make a wrong code go uncounted while a right code still
+/// gets in. A wrong code costs one write, a right one two.
 pub fn attempt(store: &Store, input: &str, policy: &Policy) -> Result<Attempt> {
-    store.update(|file, now| {
+    store.update_staged(|file, now, commit| {
         let Some(file) = file else {
             return Ok(Change::Keep(Attempt {
                 login: Login::NoDevice,
                 now,
             }));
         };
+        // An empty input is malformed for every device: the failure state.
+        let (if_wrong, failed) = verify_login(file, "", now, policy);
+        if let Login::NoDevice | Login::AllThrottled { .. } = if_wrong {
+            return Ok(Change::Keep(Attempt {
+                login: if_wrong,
+                now,
+            }));
+        }
+        commit(&failed)?;
         let (login, next) = verify_login(file, input, now, policy);
         let attempt = Attempt { login, now };
         Ok(match attempt.login {
             Login::NoDevice | Login::AllThrottled { .. } => Change::Keep(attempt),
+            Login::Rejected { .. } if next == failed => Change::Keep(attempt),
             Login::Accepted { .. } | Login::Rejected { .. } => Change::Save(next, attempt),
         })
     })

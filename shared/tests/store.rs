@@ -169,6 +169,7 @@ fn spec_for(path: &Path) -> FileSpec {
         path: path.to_owned(),
         owner: 0,
         access: Access::AsCaller,
+        home: None,
     }
 }
 
@@ -479,7 +480,11 @@ fn of_32_threads_and_8_processes_sending_the_same_valid_code_at_once_exactly_one
             d.throttling_failure_count as usize, replayed,
             "round {round}: {outcomes:?}"
         );
-        assert_eq!(fx.listing(), ["devices.toml"], "round {round}");
+        assert_eq!(
+            fx.listing(),
+            [".devices.toml.spare", "devices.toml"],
+            "round {round}"
+        );
     }
 }
 
@@ -528,7 +533,7 @@ fn a_writer_killed_at_200_random_moments_always_leaves_the_old_or_the_new_state(
     let fx = Fixture::with_state(&state(0));
     let mut rng = Rng::from_env_or_clock();
     let mut last_reported: i64 = 0;
-    let (mut saw_new_unreported, mut saw_temp) = (0, 0);
+    let (mut saw_new_unreported, mut saw_spare_ahead) = (0, 0);
     let started = Instant::now();
     for round in 0..200 {
         let child = Spawned::new("writer", &[("STORE_PATH", fx.path.clone().into())]);
@@ -542,14 +547,17 @@ fn a_writer_killed_at_200_random_moments_always_leaves_the_old_or_the_new_state(
             assert_eq!(k, last_reported + 1, "round {round}: saves out of order");
             last_reported = k;
         }
-        if fx.listing().len() > 1 {
-            saw_temp += 1;
+        // The spare holds the next state, the file not yet: the kill came
+        // between writing the spare and exchanging it.
+        let spare = fs::read(fx.dir().join(".devices.toml.spare")).unwrap_or_default();
+        let old = store::stored_text(&state(last_reported), USER).to_string();
+        let new = store::stored_text(&state(last_reported + 1), USER).to_string();
+        let bytes = fs::read(&fx.path).unwrap();
+        if spare == new.as_bytes() && bytes == old.as_bytes() {
+            saw_spare_ahead += 1;
         }
         // The file is whole: either the last state reported as saved, or
         // the one being written when the signal came (saved, not reported).
-        let bytes = fs::read(&fx.path).unwrap();
-        let old = state(last_reported).to_toml(USER);
-        let new = state(last_reported + 1).to_toml(USER);
         if bytes == new.as_bytes() {
             saw_new_unreported += 1;
             last_reported += 1;
@@ -566,17 +574,21 @@ fn a_writer_killed_at_200_random_moments_always_leaves_the_old_or_the_new_state(
         );
     }
     eprintln!(
-        "200 kills in {:?}: {last_reported} saves, {saw_temp} kills left a temp file \
-         (died mid-write), {saw_new_unreported} after rename but before the report",
+        "200 kills in {:?}: {last_reported} saves, {saw_spare_ahead} kills after the spare \
+         was written but before the exchange, {saw_new_unreported} after the exchange but \
+         before the report",
         started.elapsed()
     );
-    // Some kills must have hit a write in progress, or this proved little.
-    assert!(saw_temp > 0, "no kill landed while a temp file existed");
-    // The next writer cleans up whatever temp file the last kill left.
+    // Some kills must have hit a save in progress, or this proved little.
+    assert!(
+        saw_spare_ahead + saw_new_unreported > 0,
+        "no kill landed inside a save"
+    );
+    // The next writer goes on with the file and its spare, nothing else.
     let mut locked = store::lock(&fx.spec(), PATIENT).unwrap();
     locked.save(&state(last_reported + 1), USER).unwrap();
     drop(locked);
-    assert_eq!(fx.listing(), ["devices.toml"]);
+    assert_eq!(fx.listing(), [".devices.toml.spare", "devices.toml"]);
 }
 
 #[test]
@@ -680,13 +692,17 @@ fn of_16_threads_creating_a_missing_file_at_once_one_wins_and_keeps_the_lock_on_
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
         assert_eq!(
             text,
-            state(winners[0] as i64).to_toml(USER),
+            *store::stored_text(&state(winners[0] as i64), USER),
             "round {round}"
         );
         for r in results.iter().filter_map(|r| r.as_ref().err()) {
             assert!(r.contains("busy"), "round {round}: {r}");
         }
-        assert_eq!(listing, ["devices.toml"], "round {round}");
+        assert_eq!(
+            listing,
+            [".devices.toml.spare", "devices.toml"],
+            "round {round}"
+        );
     }
 }
 
@@ -1282,7 +1298,8 @@ fn a_temp_file_left_by_a_writer_that_died_is_replaced_not_fatal() {
     drop(locked);
     let back = store::read(&fx.spec()).unwrap().unwrap();
     assert_eq!(back.devices[0].last_t, 7);
-    assert_eq!(fx.listing(), vec!["devices.toml".to_owned()]);
+    // The stale temp file (it may hold old keys) is gone; the spare stays.
+    assert_eq!(fx.listing(), [".devices.toml.spare", "devices.toml"]);
 }
 
 // ---------------------------------------------------------------- one read per login

@@ -435,6 +435,7 @@ pub struct Pamtester<'a> {
     answers: Vec<String>,
     at: Option<FakeTime>,
     env: Vec<(String, String)>,
+    wrapper: Vec<String>,
 }
 
 impl<'a> Pamtester<'a> {
@@ -448,7 +449,16 @@ impl<'a> Pamtester<'a> {
             answers: Vec::new(),
             at: None,
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
+    }
+
+    /// Runs pamtester under another command, e.g. `["prlimit", "--fsize=900"]`
+    /// or `["strace", "--inject=…"]`: the command line becomes
+    /// `wrapper… pamtester …`.
+    pub fn wrapped(mut self, wrapper: &[&str]) -> Self {
+        self.wrapper = wrapper.iter().map(|s| (*s).to_owned()).collect();
+        self
     }
 
     /// Answers to the prompts, one line each, in order.
@@ -479,7 +489,14 @@ impl<'a> Pamtester<'a> {
     /// Runs pamtester (holding the [`WrapperLock`]) and waits for it.
     pub fn run(self) -> Result<Run> {
         let mut preload = PAM_WRAPPER.to_owned();
-        let mut cmd = Command::new("pamtester");
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("pamtester");
+                c
+            }
+            None => Command::new("pamtester"),
+        };
         cmd.args([&self.service, &self.user, &self.operation])
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", self.services.dir())

@@ -447,14 +447,15 @@ fn state_that_cannot_be_saved_is_pam_authinfo_unavail_and_the_code_is_not_spent(
     f.service("totp", "");
     let d = f.enroll();
     let before = f.devices.text(USER).unwrap();
-    // The store writes `.<name>.tmp` beside the file; a directory in its
-    // place makes every save fail (root ignores permissions, not this).
-    let blocker = f.devices.dir().join(format!(".{USER}.toml.tmp"));
+    // The store writes the spare `.<name>.spare` beside the file; a
+    // directory in its place makes every save fail (root ignores
+    // permissions, not this).
+    let blocker = f.devices.dir().join(format!(".{USER}.toml.spare"));
     fs::create_dir(&blocker).unwrap();
     let code = code_now(&d);
     let run = f.login("totp", &[&code]);
     assert_eq!(run.result, PamResult::AuthInfoUnavail, "{run}");
-    assert!(run.log_text().contains(".root.toml.tmp"), "{run}");
+    assert!(run.log_text().contains(".root.toml.spare"), "{run}");
     assert_eq!(f.devices.text(USER).unwrap(), before, "old file untouched");
     // The code was not accepted, so it still works once saving works.
     fs::remove_dir(&blocker).unwrap();

@@ -18,7 +18,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-pub use file::{ensure_dir, lock, read, Access, FileSpec, FileStore, Locked, LOCK_WAIT};
+pub use file::{
+    ensure_dir, lock, padded_len, read, stored_text, Access, FileSpec, FileStore, Locked, LOCK_WAIT,
+};
 
 use crate::config::PathTemplate;
 use crate::device::DeviceFile;
@@ -114,6 +116,27 @@ impl Store {
     {
         match self {
             Store::File(f) => f.update(change),
+        }
+    }
+
+    /// [`Store::update`] whose change may also durably save intermediate
+    /// states, under the same lock, through the `commit` function it is
+    /// given. The login uses it to store a failure before it compares the
+    /// code (issue 11, finding 1): whatever stops the transaction after
+    /// that, the attempt has been counted.
+    pub fn update_staged<T, E>(
+        &self,
+        change: impl FnOnce(
+            Option<&DeviceFile>,
+            Timestamp,
+            &mut dyn FnMut(&DeviceFile) -> Result<()>,
+        ) -> std::result::Result<Change<T>, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+    {
+        match self {
+            Store::File(f) => f.update_staged(change),
         }
     }
 }
