@@ -281,9 +281,11 @@ impl TestUser {
     /// own serialiser: directory 0700, file 0600, both owned by the user.
     pub fn write_devices<D: Borrow<Device>>(&self, devices: &[D]) -> Result<()> {
         self.mkdir_owned(".config/pam_totp", 0o700)?;
-        let file = DeviceFile {
-            devices: devices.iter().map(|d| d.borrow().clone()).collect(),
-        };
+        // Through Default: the file may gain parts (backup codes) a test
+        // of devices leaves empty.
+        let mut file = DeviceFile::default();
+        file.devices
+            .extend(devices.iter().map(|d| d.borrow().clone()));
         self.write_owned(&self.devices_path(), &file.to_toml(&self.name), 0o600)
     }
 
