@@ -40,18 +40,8 @@ pub type Result<T> = std::result::Result<T, String>;
 /// whatever `python3` comes first in `PATH`.
 const PYTHON: &str = "/usr/bin/python3";
 
-/// Older form of the root guard, for call sites written before the kit:
-/// [`crate::kit::require_root`], then `true`. It never returns `false`, so
-/// `if !skip_unless_root(..) { return; }` cannot turn into a pass: without
-/// root the test fails (mark it `#[cfg_attr(not_root, ignore = "needs root")]`
-/// so that a build without root reports it as ignored).
-pub fn skip_unless_root(test: &str) -> bool {
-    crate::kit::require_root(test);
-    true
-}
-
 use crate::kit::write_file;
-pub use crate::kit::{random_hex, run, TestUser};
+pub use crate::kit::{random_hex, run, skip_unless_root, TestUser};
 pub use crate::pam::workspace_root;
 
 /// Absolute path of the module under test: the build [`crate::pam::module`]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use pam_totp_tests::kit::{require_root, TestUser};
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::pam::{
     code_at, module, target_dir, workspace_root, DeviceDir, PamResult, Pamtester, Services,
 };

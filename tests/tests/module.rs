@@ -15,7 +15,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::PathBuf;
 use std::process::Command;
 
-use pam_totp_tests::kit::{random_device, require_root, TestUser};
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::pam::{
     code_at, code_now, device, module, module_with_feature, pypamtest, random_key_hex, wrong_code,
     DeviceDir, PamResult, Pamtester, Run, Services, FORWARD_PROMPT, PAM_GET_ITEMS, PAM_SET_ITEMS,

@@ -7,7 +7,7 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use pam_totp_tests::kit::require_root;
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::pam::{code_now, device, module, random_key_hex, DeviceDir};
 use pam_totp_tests::sys::PamService;
 

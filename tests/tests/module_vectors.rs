@@ -9,9 +9,8 @@
 //! prompt, with `PAM_MAXTRIES` and the remaining wait.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use pam_totp_tests::kit::{
-    assert_django_state, django_device, django_vectors as vectors, require_root,
-};
+use pam_totp_tests::kit::django_vectors as vectors;
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::pam::{module, DeviceDir, FakeTime, PamResult, Pamtester, Services};
 
 const USER: &str = "root";

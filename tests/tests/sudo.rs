@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use pam_totp_tests::kit::{oathtool_code_now, random_device, require_root, wrong_code, TestUser};
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::sys::{
     example, module_path, pam_stack, sudo_as, PamService, SudoRun, SudoersRule,
 };
