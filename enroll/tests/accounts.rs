@@ -11,10 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 use common::{mode_owner, parse_devices, Env, TestUser};
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn root_adding_for_a_user_creates_the_directory_0700_and_the_file_0600_owned_by_the_user() {
-    let Some(user) = TestUser::create("own") else {
-        return;
-    };
+    let user = TestUser::new("own");
     let env = Env::new();
     let out = env
         .enroll_nopath(
@@ -54,10 +53,9 @@ fn root_adding_for_a_user_creates_the_directory_0700_and_the_file_0600_owned_by_
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn root_does_not_follow_a_users_symlink_out_of_their_home() {
-    let Some(user) = TestUser::create("sym") else {
-        return;
-    };
+    let user = TestUser::new("sym");
     let env = Env::new();
     let victim = env.path("victim");
     fs::write(&victim, "precious\n").unwrap();
@@ -79,10 +77,9 @@ fn root_does_not_follow_a_users_symlink_out_of_their_home() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_user_manages_their_own_devices_without_root() {
-    let Some(user) = TestUser::create("self") else {
-        return;
-    };
+    let user = TestUser::new("self");
     let env = Env::new();
     let cfg = env.config.to_str().unwrap();
     let out = user
@@ -115,13 +112,10 @@ fn a_user_manages_their_own_devices_without_root() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_user_cannot_manage_another_users_devices() {
-    let Some(alice) = TestUser::create("a") else {
-        return;
-    };
-    let Some(bob) = TestUser::create("b") else {
-        return;
-    };
+    let alice = TestUser::new("a");
+    let bob = TestUser::new("b");
     let env = Env::new();
     let cfg = env.config.to_str().unwrap();
     env.enroll_nopath(
@@ -155,10 +149,9 @@ fn a_user_cannot_manage_another_users_devices() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn batch_is_refused_for_non_root() {
-    let Some(user) = TestUser::create("nb") else {
-        return;
-    };
+    let user = TestUser::new("nb");
     let env = Env::new();
     user.enroll(
         &[
@@ -175,13 +168,10 @@ fn batch_is_refused_for_non_root() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn batch_creates_a_device_per_user_and_reports_unknown_users() {
-    let Some(u1) = TestUser::create("x") else {
-        return;
-    };
-    let Some(u2) = TestUser::create("y") else {
-        return;
-    };
+    let u1 = TestUser::new("x");
+    let u2 = TestUser::new("y");
     let env = Env::with_config("issuer = \"Corp\"\n");
     let users = format!("{},no-such-user-here,{}", u1.name, u2.name);
     let out = env.enroll_nopath(
@@ -266,10 +256,9 @@ fn batch_creates_a_device_per_user_and_reports_unknown_users() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn batch_reads_user_names_from_stdin() {
-    let Some(u) = TestUser::create("stdin") else {
-        return;
-    };
+    let u = TestUser::new("stdin");
     let env = Env::new();
     let out = env
         .enroll_nopath(
@@ -284,10 +273,9 @@ fn batch_reads_user_names_from_stdin() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn root_imports_a_users_google_authenticator_file_as_that_user() {
-    let Some(user) = TestUser::create("ga") else {
-        return;
-    };
+    let user = TestUser::new("ga");
     let env = Env::new();
     let ga = user.home.join(".google_authenticator");
     let status = std::process::Command::new("google-authenticator")
@@ -317,10 +305,9 @@ fn root_imports_a_users_google_authenticator_file_as_that_user() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn root_with_a_path_inside_the_users_home_writes_as_the_user() {
-    let Some(user) = TestUser::create("path") else {
-        return;
-    };
+    let user = TestUser::new("path");
     let env = Env::new();
     let path = user.home.join("totp/devices.toml");
     env.enroll_nopath(
@@ -350,10 +337,9 @@ fn root_with_a_path_inside_the_users_home_writes_as_the_user() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn root_writes_a_qr_image_in_a_users_home_as_that_user() {
-    let Some(user) = TestUser::create("qrh") else {
-        return;
-    };
+    let user = TestUser::new("qrh");
     let env = Env::new();
     let png = user.home.join("qr.png");
     let svg = user.home.join("qr.svg");
@@ -379,10 +365,9 @@ fn root_writes_a_qr_image_in_a_users_home_as_that_user() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn root_does_not_write_a_qr_image_through_a_users_symlinked_directory() {
-    let Some(user) = TestUser::create("qrs") else {
-        return;
-    };
+    let user = TestUser::new("qrs");
     let env = Env::new();
     // The user points a directory of their home at one only root may write.
     let link = user.home.join("out");

@@ -35,11 +35,10 @@ fn nss_wrapper() -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn batch_creates_devices_for_1000_users_well_under_a_minute() {
-    if !common::is_root() {
-        eprintln!("skipped: needs root to write files as other uids");
-        return;
-    }
+    // Root: it writes files as other uids.
+    pam_totp_tests::kit::require_root("batch_creates_devices_for_1000_users");
     let env = common::Env::with_config("issuer = \"Example Corp\"\n");
     let homes = env.path("home");
     fs::create_dir(&homes).unwrap();

@@ -8,6 +8,7 @@ mod common;
 use std::fs;
 
 use common::{code_now, now_secs, parse_devices, zbarimg, Env};
+use pam_totp_tests::kit::django_vectors as vectors;
 use shared::verify::{check, Policy, Verdict};
 use shared::Timestamp;
 
@@ -37,15 +38,6 @@ fn add_rfc_device(env: &Env) {
         "",
     )
     .expect(0);
-}
-
-fn vectors() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/tests/data/django-otp.json"
-    );
-    serde_json::from_str(&fs::read_to_string(path).expect("shared/tests/data/django-otp.json"))
-        .unwrap()
 }
 
 // ------------------------------------------------------------------ add

@@ -1,22 +1,17 @@
 //! The several-devices rule of DESIGN §4, device by device.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use shared::device::{Device, DeviceFile, Params};
+use pam_totp_tests::kit;
+use shared::device::{Device, DeviceFile};
 use shared::oath::{hotp, Algorithm};
 use shared::verify::{current_step, readiness, verify_login, Login, Policy, Readiness, Rejection};
-use shared::{Secret, Timestamp};
+use shared::Timestamp;
 
 const NOW: i64 = 1_700_000_000;
 
+/// The kit's device with the key `key_byte` × 20.
 fn device(name: &str, key_byte: u8) -> Device {
-    let mut d = Device::new(
-        name,
-        Secret::new(vec![key_byte; 20]),
-        &Params::default(),
-        Timestamp::from_secs(NOW - 1000),
-    );
-    d.confirmed = true;
-    d
+    kit::device(name, &format!("{key_byte:02x}").repeat(20)).unwrap()
 }
 
 fn code_for(d: &Device, now: Timestamp) -> String {

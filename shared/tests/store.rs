@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::Mode;
-use shared::device::{Device, DeviceFile, Params, MAX_FILE_SIZE};
+use shared::device::{Device, DeviceFile, MAX_FILE_SIZE};
 use shared::error::Error;
 use shared::oath::{totp, Algorithm};
 use shared::store::{self, Access, FileSpec, Store};
@@ -54,14 +54,9 @@ fn now() -> Timestamp {
     Timestamp::from_secs(NOW)
 }
 
+/// The kit's device with the RFC key, whose `last_t` identifies a state.
 fn device(name: &str, last_t: i64) -> Device {
-    let mut d = Device::new(
-        name,
-        Secret::from_hex(KEY_HEX).unwrap(),
-        &Params::default(),
-        Timestamp::from_secs(NOW - 3600),
-    );
-    d.confirmed = true;
+    let mut d = pam_totp_tests::kit::device(name, KEY_HEX).unwrap();
     d.last_t = last_t;
     d
 }

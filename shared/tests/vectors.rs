@@ -5,8 +5,10 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-use shared::device::{Device, DeviceFile};
+use pam_totp_tests::kit::{
+    assert_django_state, django_device, django_time, django_vectors as django,
+};
+use shared::device::DeviceFile;
 use shared::oath::{hotp, time_step, Algorithm};
 use shared::otpauth::{config_url, UrlParams};
 use shared::verify::{throttled_until, verify, Policy, Verdict};
@@ -17,10 +19,6 @@ fn data(name: &str) -> String {
         .join("tests/data")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn django() -> Value {
-    serde_json::from_str(&data("django-otp.json")).unwrap()
 }
 
 fn rows(name: &str) -> Vec<Vec<String>> {
@@ -128,29 +126,6 @@ fn django_totp_steps_and_tokens_match_for_every_group_and_time() {
     assert!(checked > 300, "only {checked} tokens checked");
 }
 
-fn opt_time(v: &Value) -> Option<Timestamp> {
-    v.as_f64().map(Timestamp::from_secs_f64)
-}
-
-fn device_from(initial: &Value) -> Device {
-    Device {
-        name: "phone".into(),
-        key: Secret::from_hex(initial["key_hex"].as_str().unwrap()).unwrap(),
-        algorithm: Algorithm::Sha1,
-        digits: initial["digits"].as_u64().unwrap() as u32,
-        step: initial["step"].as_u64().unwrap() as u32,
-        t0: initial["t0"].as_i64().unwrap(),
-        tolerance: initial["tolerance"].as_u64().unwrap() as u32,
-        drift: initial["drift"].as_i64().unwrap() as i16,
-        last_t: initial["last_t"].as_i64().unwrap(),
-        confirmed: true,
-        created_at: None,
-        last_used_at: opt_time(&initial["last_used_at"]),
-        throttling_failure_count: initial["throttling_failure_count"].as_u64().unwrap() as u32,
-        throttling_failure_timestamp: opt_time(&initial["throttling_failure_timestamp"]),
-    }
-}
-
 #[test]
 fn every_django_verify_scenario_is_reproduced_event_by_event() {
     let v = django();
@@ -163,7 +138,7 @@ fn every_django_verify_scenario_is_reproduced_event_by_event() {
             sync: s["settings"]["OTP_TOTP_SYNC"].as_bool().unwrap(),
             throttle_factor: s["settings"]["OTP_TOTP_THROTTLE_FACTOR"].as_u64().unwrap() as u32,
         };
-        let mut device = device_from(&s["initial"]);
+        let mut device = django_device(&s["initial"]);
         for e in s["events"].as_array().unwrap() {
             let now = Timestamp::from_secs_f64(e["time"].as_f64().unwrap());
             let x = &e["expected"];
@@ -174,7 +149,7 @@ fn every_django_verify_scenario_is_reproduced_event_by_event() {
                 x["verify_is_allowed_before"].as_bool().unwrap(),
                 "{at}"
             );
-            assert_eq!(until, opt_time(&x["locked_until"]), "{at}");
+            assert_eq!(until, django_time(&x["locked_until"]), "{at}");
 
             let (verdict, next) = verify(&device, e["token"].as_str().unwrap(), now, &policy);
             let accepted = matches!(verdict, Verdict::Accepted { .. });
@@ -183,27 +158,7 @@ fn every_django_verify_scenario_is_reproduced_event_by_event() {
                 x["result"].as_bool().unwrap(),
                 "{at}: {verdict:?}"
             );
-            assert_eq!(
-                i64::from(next.drift),
-                x["drift"].as_i64().unwrap(),
-                "{at} drift"
-            );
-            assert_eq!(next.last_t, x["last_t"].as_i64().unwrap(), "{at} last_t");
-            assert_eq!(
-                u64::from(next.throttling_failure_count),
-                x["throttling_failure_count"].as_u64().unwrap(),
-                "{at} count"
-            );
-            assert_eq!(
-                next.throttling_failure_timestamp,
-                opt_time(&x["throttling_failure_timestamp"]),
-                "{at} failure timestamp"
-            );
-            assert_eq!(
-                next.last_used_at,
-                opt_time(&x["last_used_at"]),
-                "{at} last_used_at"
-            );
+            assert_django_state(&next, x, &at);
 
             // "Device reloaded from DB before every event": the state goes
             // through the file format between events, as it does at login.

@@ -31,9 +31,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use nix::fcntl::{Flock, FlockArg};
-use shared::device::{Device, DeviceFile, Params};
-use shared::oath;
-use shared::{Secret, Timestamp};
+use shared::device::{Device, DeviceFile};
+use shared::Timestamp;
 use tempfile::TempDir;
 
 /// Result type of the harness: failures say what broke.
@@ -624,58 +623,11 @@ except pypamtest.PamTestError as e:
 // Device files
 // ---------------------------------------------------------------------------
 
-/// A confirmed device with django-otp's defaults (SHA1, 6 digits, 30 s,
-/// t0 0, tolerance 1) and the key `key_hex`.
-pub fn device(name: &str, key_hex: &str) -> Result<Device> {
-    let key = Secret::from_hex(key_hex).ok_or_else(|| format!("bad hex key {key_hex}"))?;
-    let mut d = Device::new(
-        name,
-        key,
-        &Params::default(),
-        Timestamp::from_secs(1_700_000_000),
-    );
-    d.confirmed = true;
-    Ok(d)
-}
+pub use crate::kit::{code_at, code_now, device, wrong_code};
 
-/// The code `device` shows at unix time `secs` (no drift), zero-padded.
-pub fn code_at(device: &Device, secs: i64) -> String {
-    oath::totp(
-        device.algorithm,
-        device.key.expose(),
-        secs,
-        device.t0,
-        device.step,
-        device.digits,
-    )
-    .unwrap_or_default()
-}
-
-/// The code `device` shows now.
-pub fn code_now(device: &Device) -> String {
-    code_at(device, Timestamp::now().secs_floor())
-}
-
-/// A code that `device` accepts at none of the steps around now.
-pub fn wrong_code(device: &Device) -> String {
-    let now = Timestamp::now().secs_floor();
-    let near: Vec<String> = (-3..=3)
-        .map(|k| code_at(device, now + k * i64::from(device.step)))
-        .collect();
-    (0..)
-        .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
-        .find(|c| !near.contains(c))
-        .unwrap_or_else(|| "000000".into())
-}
-
-/// A fresh random key, as hex, of `n` bytes.
+/// A fresh random key, as hex, of `n` bytes ([`crate::kit::random_hex`]).
 pub fn random_key_hex(n: usize) -> Result<String> {
-    let mut buf = vec![0u8; n];
-    use std::io::Read as _;
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| format!("/dev/urandom: {e}"))?;
-    Ok(Secret::new(buf).to_hex().to_string())
+    crate::kit::random_hex(n)
 }
 
 /// A central-mode directory (root-owned, 0700) of device files

@@ -5,7 +5,7 @@
 //! Everything that changes the machine is a guard whose `Drop` undoes it, so
 //! `/etc` is left as found on every exit path, a failing assertion included:
 //!
-//! * [`TestUser`]: `useradd -m` … `userdel -r`;
+//! * [`TestUser`] (the kit's account fixture): `useradd -m` … `userdel -r`;
 //! * [`PamService`]: `/etc/pam.d/<name>`, removed on drop;
 //! * [`SudoersRule`]: `/etc/sudoers.d/<name>`, checked with `visudo -c`
 //!   before it is installed, removed on drop;
@@ -20,17 +20,15 @@
 //! The PAM stacks and `sshd_config` lines come from `packaging/examples/`,
 //! the same files the README's "Protect SSH" and "Protect sudo" sections show.
 //!
-//! These tests need root. [`skip_unless_root`] lets a test return early, with
-//! a message, when run by another user.
+//! These tests need root: see [`crate::kit`] for how they are reported as
+//! ignored when the tests are built without it.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -42,61 +40,14 @@ pub type Result<T> = std::result::Result<T, String>;
 /// whatever `python3` comes first in `PATH`.
 const PYTHON: &str = "/usr/bin/python3";
 
-/// True when the process runs as root. Otherwise prints why the test is
-/// skipped and returns false; the test then returns without asserting.
-pub fn skip_unless_root(test: &str) -> bool {
-    // /proc/self is owned by the effective uid of the process.
-    let root = fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
-    if !root {
-        eprintln!(
-            "SKIPPED {test}: needs root (it adds users, /etc/pam.d and /etc/sudoers.d \
-             entries and runs sshd); run `cargo test -p pam-totp-tests` as root, as CI does"
-        );
-    }
-    root
-}
-
+use crate::kit::write_file;
+pub use crate::kit::{random_hex, run, skip_unless_root, TestUser};
 pub use crate::pam::workspace_root;
 
 /// Absolute path of the module under test: the build [`crate::pam::module`]
 /// makes once per process (or `PAM_TOTP_MODULE`, e.g. a packaged module).
 pub fn module_path() -> Result<PathBuf> {
     crate::pam::module()
-}
-
-/// Runs a command, failing with its stderr when it exits non-zero.
-pub fn run(cmd: &mut Command) -> Result<Output> {
-    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "{cmd:?} exited with {}: {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
-    fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("chmod {}: {e}", path.display()))
-}
-
-/// `n` bytes from the OS random source, as lowercase hex.
-pub fn random_hex(n: usize) -> Result<String> {
-    let mut buf = vec![0u8; n];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| format!("/dev/urandom: {e}"))?;
-    Ok(buf.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    }))
 }
 
 // ---------------------------------------------------------------------------
@@ -153,301 +104,43 @@ pub fn sshd_config_lines(example_text: &str) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------
-// Users
+// Compatibility with call sites written before the kit
 // ---------------------------------------------------------------------------
 
-/// useradd/userdel take the passwd lock; serialise them within the process.
-fn account_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+/// Older name for a [`crate::kit::random_device`], kept so that tests
+/// written before the kit compile; new tests use the kit's
+/// `shared::device::Device` directly.
+#[derive(Debug, Clone)]
+pub struct Device(pub shared::device::Device);
 
-fn user_exists(name: &str) -> bool {
-    Command::new("id")
-        .arg("-u")
-        .arg(name)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+impl Device {
+    /// [`crate::kit::random_device`].
+    pub fn random(name: &str) -> Result<Self> {
+        crate::kit::random_device(name).map(Device)
+    }
 
-fn userdel(name: &str) -> Result<()> {
-    // A session of the user may still be finishing (sshd's session child):
-    // userdel refuses while the user owns a process, so retry for a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = Command::new("userdel")
-            .args(["-r", name])
-            .output()
-            .map_err(|e| format!("userdel: {e}"))?;
-        // 12: home could not be removed (already gone) - the account is.
-        if out.status.success() || out.status.code() == Some(12) || !user_exists(name) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "userdel -r {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    /// [`crate::kit::oathtool_code_now`].
+    pub fn code_now(&self) -> Result<String> {
+        crate::kit::oathtool_code_now(&self.0)
+    }
+
+    /// [`crate::kit::wrong_code`].
+    pub fn wrong_code(&self) -> Result<String> {
+        Ok(crate::kit::wrong_code(&self.0))
     }
 }
 
-/// A local account created with `useradd -m` for one test, removed with
-/// `userdel -r` (home included) when dropped.
-#[derive(Debug)]
-pub struct TestUser {
-    /// Login name.
-    pub name: String,
-    /// Password (set with chpasswd), for stacks that ask for it.
-    pub password: String,
-    /// Numeric uid.
-    pub uid: u32,
-    /// Numeric primary gid.
-    pub gid: u32,
-    /// Home directory.
-    pub home: PathBuf,
+impl std::borrow::Borrow<shared::device::Device> for Device {
+    fn borrow(&self) -> &shared::device::Device {
+        &self.0
+    }
 }
 
 impl TestUser {
-    /// Creates the account `name` (removing a leftover of an interrupted
-    /// run first) with a random password and a home directory.
-    pub fn create(name: &str) -> Result<Self> {
-        let _lock = account_lock();
-        if user_exists(name) {
-            userdel(name)?;
-        }
-        run(Command::new("useradd").args([
-            "-m",
-            "-s",
-            "/bin/sh",
-            "-c",
-            "pam-totp e2e test",
-            name,
-        ]))?;
-        // From here on the guard owns the account, also if a step below fails.
-        let mut user = TestUser {
-            name: name.to_owned(),
-            password: format!("Pw-{}", random_hex(8)?),
-            uid: 0,
-            gid: 0,
-            home: PathBuf::new(),
-        };
-        let meta = |flag: &str| -> Result<u32> {
-            let out = run(Command::new("id").arg(flag).arg(name))?;
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .map_err(|e| format!("id {flag} {name}: {e}"))
-        };
-        user.uid = meta("-u")?;
-        user.gid = meta("-g")?;
-        let out = run(Command::new("getent").args(["passwd", name]))?;
-        user.home = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .split(':')
-            .nth(5)
-            .map(PathBuf::from)
-            .ok_or("getent passwd: no home field")?;
-        let mut child = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("chpasswd: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            writeln!(stdin, "{}:{}", user.name, user.password)
-                .map_err(|e| format!("chpasswd: {e}"))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("chpasswd: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "chpasswd: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(user)
-    }
-
-    /// Creates `rel` (and its parents) under the home, owned by the user.
-    fn mkdir_owned(&self, rel: &str, mode: u32) -> Result<PathBuf> {
-        let mut dir = self.home.clone();
-        for part in Path::new(rel).components() {
-            dir.push(part);
-            if !dir.is_dir() {
-                fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-            }
-            std::os::unix::fs::chown(&dir, Some(self.uid), Some(self.gid))
-                .map_err(|e| format!("chown {}: {e}", dir.display()))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
-                .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
-        }
-        Ok(dir)
-    }
-
-    fn write_owned(&self, path: &Path, text: &str, mode: u32) -> Result<()> {
-        write_file(path, text, mode)?;
-        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
-            .map_err(|e| format!("chown {}: {e}", path.display()))
-    }
-
     /// Lets `key` log in: `~/.ssh/authorized_keys`, mode 0600.
     pub fn authorize_key(&self, key: &ClientKey) -> Result<()> {
         let dir = self.mkdir_owned(".ssh", 0o700)?;
         self.write_owned(&dir.join("authorized_keys"), &key.public, 0o600)
-    }
-
-    /// The per-user device file of DESIGN §2, `~/.config/pam_totp/devices.toml`.
-    pub fn devices_path(&self) -> PathBuf {
-        self.home.join(".config/pam_totp/devices.toml")
-    }
-
-    /// Writes the device file (DESIGN §3) in the default per-user place:
-    /// directory 0700, file 0600, both owned by the user.
-    pub fn write_devices(&self, devices: &[Device]) -> Result<()> {
-        self.mkdir_owned(".config", 0o700)?;
-        let dir = self.mkdir_owned(".config/pam_totp", 0o700)?;
-        let mut text = format!(
-            "# pam-totp devices for {}, written by the e2e tests.\nversion = 1\n",
-            self.name
-        );
-        for d in devices {
-            text.push('\n');
-            text.push_str(&d.to_toml());
-        }
-        self.write_owned(&dir.join("devices.toml"), &text, 0o600)
-    }
-
-    /// The device file as it is now (the module updates it).
-    pub fn read_devices(&self) -> Result<String> {
-        let path = self.devices_path();
-        fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
-    }
-
-    /// How many seconds from now the (single) device stays blocked, from the
-    /// state the module saved: `2^(count-1) * throttle_factor` after the
-    /// last failure (DESIGN §4, default factor 1). 0 when not blocked.
-    pub fn throttle_remaining(&self) -> Result<f64> {
-        let text = self.read_devices()?;
-        let field = |key: &str| {
-            text.lines().find_map(|l| {
-                l.trim()
-                    .strip_prefix(key)
-                    .map(|v| v.trim_start().trim_start_matches('=').trim().to_owned())
-            })
-        };
-        let count: i32 = match field("throttling_failure_count") {
-            Some(v) => v
-                .parse()
-                .map_err(|e| format!("throttling_failure_count {v}: {e}"))?,
-            None => 0,
-        };
-        let Some(stamp) = field("throttling_failure_timestamp") else {
-            return Ok(0.0);
-        };
-        if count <= 0 {
-            return Ok(0.0);
-        }
-        let out = run(Command::new("date").args(["-u", "-d", &stamp, "+%s.%N"]))?;
-        let failed_at: f64 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .map_err(|e| format!("date of {stamp}: {e}"))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| format!("clock: {e}"))?
-            .as_secs_f64();
-        let block = 2f64.powi(count - 1);
-        Ok((failed_at + block - now).max(0.0))
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _lock = account_lock();
-        if let Err(e) = userdel(&self.name) {
-            eprintln!("cleanup: {e}");
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// TOTP devices
-// ---------------------------------------------------------------------------
-
-/// One `[[device]]` of a device file: a confirmed SHA1, 6-digit, 30 s device
-/// with a fresh random key, as `totp-enroll add` creates it.
-#[derive(Debug, Clone)]
-pub struct Device {
-    /// Device name.
-    pub name: String,
-    /// Key as hex (as django-otp stores it).
-    pub key_hex: String,
-}
-
-impl Device {
-    /// A new device with a random 20-byte key.
-    pub fn random(name: &str) -> Result<Self> {
-        Ok(Device {
-            name: name.to_owned(),
-            key_hex: random_hex(20)?,
-        })
-    }
-
-    /// The `[[device]]` table of DESIGN §3.
-    pub fn to_toml(&self) -> String {
-        format!(
-            "[[device]]\n\
-             name = \"{}\"\n\
-             key = \"{}\"\n\
-             algorithm = \"SHA1\"\n\
-             digits = 6\n\
-             step = 30\n\
-             t0 = 0\n\
-             tolerance = 1\n\
-             drift = 0\n\
-             last_t = -1\n\
-             confirmed = true\n\
-             created_at = 2026-01-01T00:00:00Z\n\
-             throttling_failure_count = 0\n",
-            self.name, self.key_hex
-        )
-    }
-
-    /// The code an authenticator app shows now, computed by `oathtool`
-    /// (an implementation independent of the one under test).
-    pub fn code_now(&self) -> Result<String> {
-        let out = run(Command::new("oathtool").args(["--totp", &self.key_hex]))?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    /// A 6-digit code that is none of the codes the device accepts now
-    /// (outside the whole tolerance window).
-    pub fn wrong_code(&self) -> Result<String> {
-        // Every code from two steps back to two steps ahead (tolerance 1,
-        // plus a margin for the clock moving on).
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| format!("clock: {e}"))?
-            .as_secs();
-        let from = format!("@{}", now.saturating_sub(60));
-        let out =
-            run(Command::new("oathtool").args(["--totp", "-w", "4", "-N", &from, &self.key_hex]))?;
-        let window = String::from_utf8_lossy(&out.stdout).into_owned();
-        let taken: Vec<&str> = window.split_whitespace().collect();
-        let mut n: u32 = 123_456;
-        loop {
-            let candidate = format!("{n:06}");
-            if !taken.contains(&candidate.as_str()) {
-                return Ok(candidate);
-            }
-            n = (n + 111_111) % 1_000_000;
-        }
     }
 }
 

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::pam::{
     code_at, module, target_dir, workspace_root, DeviceDir, PamResult, Pamtester, Services,
 };
-use pam_totp_tests::sys::{skip_unless_root, TestUser};
 use shared::device::Device;
 use shared::Timestamp;
 
@@ -112,10 +112,9 @@ fn device_of(record: &serde_json::Value) -> Device {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_device_enrolled_and_confirmed_with_totp_enroll_logs_in_through_libpam() {
-    if !skip_unless_root("a_device_enrolled_and_confirmed_with_totp_enroll_logs_in") {
-        return;
-    }
+    require_root("a_device_enrolled_and_confirmed_with_totp_enroll_logs_in");
     let services = Services::new().unwrap();
     let devices = DeviceDir::new().unwrap();
     let settings = empty_settings(devices.dir());
@@ -185,10 +184,9 @@ fn a_device_enrolled_and_confirmed_with_totp_enroll_logs_in_through_libpam() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn root_enrolls_a_user_and_the_user_logs_in_with_the_file_in_their_home() {
-    if !skip_unless_root("root_enrolls_a_user_and_the_user_logs_in") {
-        return;
-    }
+    require_root("root_enrolls_a_user_and_the_user_logs_in");
     let user = TestUser::create("pamtotp-enr1").unwrap();
     let services = Services::new().unwrap();
     let settings = empty_settings(services.dir());

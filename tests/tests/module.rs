@@ -15,12 +15,12 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::PathBuf;
 use std::process::Command;
 
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::pam::{
     code_at, code_now, device, module, module_with_feature, pypamtest, random_key_hex, wrong_code,
     DeviceDir, PamResult, Pamtester, Run, Services, FORWARD_PROMPT, PAM_GET_ITEMS, PAM_SET_ITEMS,
     PROMPT,
 };
-use pam_totp_tests::sys::{skip_unless_root, TestUser};
 use shared::device::Device;
 use shared::Timestamp;
 
@@ -84,10 +84,9 @@ impl Fixture {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_code_accepted_by_a_device_is_pam_success_and_its_state_is_saved() {
-    if !skip_unless_root("a_code_accepted_by_a_device_is_pam_success") {
-        return;
-    }
+    require_root("a_code_accepted_by_a_device_is_pam_success");
     let f = Fixture::new();
     f.service("totp", "");
     let d = f.enroll();
@@ -102,10 +101,9 @@ fn a_code_accepted_by_a_device_is_pam_success_and_its_state_is_saved() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_wrong_code_is_pam_auth_err_and_recorded_as_a_failure() {
-    if !skip_unless_root("a_wrong_code_is_pam_auth_err") {
-        return;
-    }
+    require_root("a_wrong_code_is_pam_auth_err");
     let f = Fixture::new();
     f.service("totp", "");
     let d = f.enroll();
@@ -118,10 +116,9 @@ fn a_wrong_code_is_pam_auth_err_and_recorded_as_a_failure() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_replayed_code_is_pam_auth_err() {
-    if !skip_unless_root("a_replayed_code_is_pam_auth_err") {
-        return;
-    }
+    require_root("a_replayed_code_is_pam_auth_err");
     let f = Fixture::new();
     f.service("totp", "throttle_factor=0");
     let d = f.enroll();
@@ -137,10 +134,9 @@ fn a_replayed_code_is_pam_auth_err() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_malformed_code_is_pam_auth_err_and_counts_as_a_failure() {
-    if !skip_unless_root("a_malformed_code_is_pam_auth_err") {
-        return;
-    }
+    require_root("a_malformed_code_is_pam_auth_err");
     let f = Fixture::new();
     f.service("totp", "throttle_factor=0");
     f.enroll();
@@ -152,10 +148,9 @@ fn a_malformed_code_is_pam_auth_err_and_counts_as_a_failure() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_code_with_spaces_as_apps_show_it_is_accepted() {
-    if !skip_unless_root("a_code_with_spaces_as_apps_show_it_is_accepted") {
-        return;
-    }
+    require_root("a_code_with_spaces_as_apps_show_it_is_accepted");
     let f = Fixture::new();
     f.service("totp", "");
     let d = f.enroll();
@@ -166,10 +161,9 @@ fn a_code_with_spaces_as_apps_show_it_is_accepted() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn an_overlong_answer_is_a_failed_attempt() {
-    if !skip_unless_root("an_overlong_answer_is_a_failed_attempt") {
-        return;
-    }
+    require_root("an_overlong_answer_is_a_failed_attempt");
     let f = Fixture::new();
     f.service("totp", "");
     let d = f.enroll();
@@ -181,10 +175,9 @@ fn an_overlong_answer_is_a_failed_attempt() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn every_device_throttled_means_no_prompt_a_wait_message_and_pam_maxtries() {
-    if !skip_unless_root("every_device_throttled_means_pam_maxtries") {
-        return;
-    }
+    require_root("every_device_throttled_means_pam_maxtries");
     let f = Fixture::new();
     f.service("totp", "");
     let mut d = device("phone", &random_key_hex(20).unwrap()).unwrap();
@@ -217,10 +210,9 @@ fn every_device_throttled_means_no_prompt_a_wait_message_and_pam_maxtries() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn the_wait_message_is_not_shown_under_pam_silent() {
-    if !skip_unless_root("the_wait_message_is_not_shown_under_pam_silent") {
-        return;
-    }
+    require_root("the_wait_message_is_not_shown_under_pam_silent");
     let f = Fixture::new();
     f.service("totp", "");
     let mut d = device("phone", &random_key_hex(20).unwrap()).unwrap();
@@ -236,10 +228,9 @@ fn the_wait_message_is_not_shown_under_pam_silent() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn with_several_devices_a_throttled_one_is_skipped_and_another_accepts() {
-    if !skip_unless_root("with_several_devices_a_throttled_one_is_skipped") {
-        return;
-    }
+    require_root("with_several_devices_a_throttled_one_is_skipped");
     let f = Fixture::new();
     f.service("totp", "");
     let mut blocked = device("old-phone", &random_key_hex(20).unwrap()).unwrap();
@@ -261,10 +252,9 @@ fn with_several_devices_a_throttled_one_is_skipped_and_another_accepts() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn no_device_file_with_nullok_is_pam_ignore_without_a_prompt() {
-    if !skip_unless_root("no_device_file_with_nullok_is_pam_ignore") {
-        return;
-    }
+    require_root("no_device_file_with_nullok_is_pam_ignore");
     let f = Fixture::new();
     f.service("totp", "nullok");
     let run = f.login("totp", &["123456"]);
@@ -274,10 +264,9 @@ fn no_device_file_with_nullok_is_pam_ignore_without_a_prompt() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn no_confirmed_device_with_nullok_is_pam_ignore_without_a_prompt() {
-    if !skip_unless_root("no_confirmed_device_with_nullok_is_pam_ignore") {
-        return;
-    }
+    require_root("no_confirmed_device_with_nullok_is_pam_ignore");
     let f = Fixture::new();
     f.service("totp", "nullok");
     let mut d = device("phone", &random_key_hex(20).unwrap()).unwrap();
@@ -289,10 +278,9 @@ fn no_confirmed_device_with_nullok_is_pam_ignore_without_a_prompt() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn no_device_file_without_nullok_prompts_then_pam_auth_err() {
-    if !skip_unless_root("no_device_file_without_nullok_prompts_then_pam_auth_err") {
-        return;
-    }
+    require_root("no_device_file_without_nullok_prompts_then_pam_auth_err");
     let f = Fixture::new();
     f.service("totp", "");
     let run = f.login("totp", &["123456"]);
@@ -301,10 +289,9 @@ fn no_device_file_without_nullok_prompts_then_pam_auth_err() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn an_unconfirmed_device_without_nullok_prompts_then_pam_auth_err() {
-    if !skip_unless_root("an_unconfirmed_device_without_nullok_prompts") {
-        return;
-    }
+    require_root("an_unconfirmed_device_without_nullok_prompts");
     let f = Fixture::new();
     f.service("totp", "");
     let mut d = device("phone", &random_key_hex(20).unwrap()).unwrap();
@@ -317,10 +304,9 @@ fn an_unconfirmed_device_without_nullok_prompts_then_pam_auth_err() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn an_unknown_user_is_prompted_then_pam_user_unknown() {
-    if !skip_unless_root("an_unknown_user_is_prompted_then_pam_user_unknown") {
-        return;
-    }
+    require_root("an_unknown_user_is_prompted_then_pam_user_unknown");
     let f = Fixture::new();
     f.service("totp", "");
     let run = Pamtester::new(&f.services, "totp", "pam-totp-no-such-user")
@@ -356,10 +342,9 @@ fn assert_unavailable(f: &Fixture, answer: &str, why: &str) {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_device_file_readable_by_others_is_pam_authinfo_unavail_even_with_nullok() {
-    if !skip_unless_root("a_device_file_readable_by_others_is_pam_authinfo_unavail") {
-        return;
-    }
+    require_root("a_device_file_readable_by_others_is_pam_authinfo_unavail");
     let f = Fixture::new();
     let d = f.enroll();
     fs::set_permissions(f.devices.file(USER), fs::Permissions::from_mode(0o640)).unwrap();
@@ -367,10 +352,9 @@ fn a_device_file_readable_by_others_is_pam_authinfo_unavail_even_with_nullok() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_symlinked_device_file_is_pam_authinfo_unavail_even_with_nullok() {
-    if !skip_unless_root("a_symlinked_device_file_is_pam_authinfo_unavail") {
-        return;
-    }
+    require_root("a_symlinked_device_file_is_pam_authinfo_unavail");
     let f = Fixture::new();
     let d = device("phone", &random_key_hex(20).unwrap()).unwrap();
     f.devices
@@ -381,10 +365,9 @@ fn a_symlinked_device_file_is_pam_authinfo_unavail_even_with_nullok() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_device_file_owned_by_another_user_is_pam_authinfo_unavail() {
-    if !skip_unless_root("a_device_file_owned_by_another_user_is_pam_authinfo_unavail") {
-        return;
-    }
+    require_root("a_device_file_owned_by_another_user_is_pam_authinfo_unavail");
     let f = Fixture::new();
     let d = f.enroll();
     let path = f.devices.file(USER);
@@ -398,10 +381,9 @@ fn a_device_file_owned_by_another_user_is_pam_authinfo_unavail() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_device_directory_others_can_write_is_pam_authinfo_unavail_even_with_nullok() {
-    if !skip_unless_root("a_device_directory_others_can_write_is_pam_authinfo_unavail") {
-        return;
-    }
+    require_root("a_device_directory_others_can_write_is_pam_authinfo_unavail");
     let f = Fixture::new();
     let d = f.enroll();
     fs::set_permissions(f.devices.dir(), fs::Permissions::from_mode(0o777)).unwrap();
@@ -419,10 +401,9 @@ fn a_device_directory_others_can_write_is_pam_authinfo_unavail_even_with_nullok(
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn an_unparsable_device_file_is_pam_authinfo_unavail_even_with_nullok() {
-    if !skip_unless_root("an_unparsable_device_file_is_pam_authinfo_unavail") {
-        return;
-    }
+    require_root("an_unparsable_device_file_is_pam_authinfo_unavail");
     let f = Fixture::new();
     f.devices
         .write_text(
@@ -439,10 +420,9 @@ fn an_unparsable_device_file_is_pam_authinfo_unavail_even_with_nullok() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn state_that_cannot_be_saved_is_pam_authinfo_unavail_and_the_code_is_not_spent() {
-    if !skip_unless_root("state_that_cannot_be_saved_is_pam_authinfo_unavail") {
-        return;
-    }
+    require_root("state_that_cannot_be_saved_is_pam_authinfo_unavail");
     let f = Fixture::new();
     f.service("totp", "");
     let d = f.enroll();
@@ -464,10 +444,9 @@ fn state_that_cannot_be_saved_is_pam_authinfo_unavail_and_the_code_is_not_spent(
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_bad_module_argument_is_pam_service_err_and_logged() {
-    if !skip_unless_root("a_bad_module_argument_is_pam_service_err") {
-        return;
-    }
+    require_root("a_bad_module_argument_is_pam_service_err");
     let f = Fixture::new();
     let d = f.enroll();
     for (args, logged) in [
@@ -492,10 +471,9 @@ fn a_bad_module_argument_is_pam_service_err_and_logged() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_bad_insecure_or_missing_settings_file_is_pam_service_err_and_logged() {
-    if !skip_unless_root("a_bad_insecure_or_missing_settings_file_is_pam_service_err") {
-        return;
-    }
+    require_root("a_bad_insecure_or_missing_settings_file_is_pam_service_err");
     let f = Fixture::new();
     let d = f.enroll();
 
@@ -533,10 +511,9 @@ fn a_bad_insecure_or_missing_settings_file_is_pam_service_err_and_logged() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn setcred_succeeds_and_the_account_session_and_password_hooks_are_ignored() {
-    if !skip_unless_root("setcred_succeeds_and_the_other_hooks_are_ignored") {
-        return;
-    }
+    require_root("setcred_succeeds_and_the_other_hooks_are_ignored");
     let f = Fixture::new();
     let m = f.module.display();
     // Only PAM_IGNORE reaches the sufficient pam_permit; PAM_SUCCESS jumps
@@ -572,10 +549,9 @@ fn setcred_succeeds_and_the_account_session_and_password_hooks_are_ignored() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn the_prompt_argument_changes_the_prompt() {
-    if !skip_unless_root("the_prompt_argument_changes_the_prompt") {
-        return;
-    }
+    require_root("the_prompt_argument_changes_the_prompt");
     let f = Fixture::new();
     f.service("totp", "[prompt=Code from your phone: ]");
     let d = f.enroll();
@@ -586,10 +562,9 @@ fn the_prompt_argument_changes_the_prompt() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn the_code_is_asked_with_echo_off_unless_echo_is_given() {
-    if !skip_unless_root("the_code_is_asked_with_echo_off_unless_echo_is_given") {
-        return;
-    }
+    require_root("the_code_is_asked_with_echo_off_unless_echo_is_given");
     let f = Fixture::new();
     let d = f.enroll();
     let line = |args: &str| {
@@ -626,10 +601,9 @@ fn the_code_is_asked_with_echo_off_unless_echo_is_given() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn throttle_factor_zero_never_blocks_but_still_counts() {
-    if !skip_unless_root("throttle_factor_zero_never_blocks") {
-        return;
-    }
+    require_root("throttle_factor_zero_never_blocks");
     let f = Fixture::new();
     f.service("totp", "throttle_factor=0");
     let d = f.enroll();
@@ -644,10 +618,9 @@ fn throttle_factor_zero_never_blocks_but_still_counts() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn no_sync_keeps_the_drift_and_sync_learns_it() {
-    if !skip_unless_root("no_sync_keeps_the_drift") {
-        return;
-    }
+    require_root("no_sync_keeps_the_drift");
     let f = Fixture::new();
     f.service("nosync", "no_sync");
     f.service("sync", "");
@@ -666,10 +639,9 @@ fn no_sync_keeps_the_drift_and_sync_learns_it() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn settings_file_values_apply_and_module_arguments_override_them() {
-    if !skip_unless_root("settings_file_values_apply_and_module_arguments_override_them") {
-        return;
-    }
+    require_root("settings_file_values_apply_and_module_arguments_override_them");
     let f = Fixture::new();
     let config = f.devices.dir().join("settings.toml");
     fs::write(&config, "throttle_factor = 0\n").unwrap();
@@ -696,10 +668,9 @@ fn settings_file_values_apply_and_module_arguments_override_them() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn per_user_mode_uses_the_file_in_the_home_and_keeps_it_the_users() {
-    if !skip_unless_root("per_user_mode_uses_the_file_in_the_home") {
-        return;
-    }
+    require_root("per_user_mode_uses_the_file_in_the_home");
     let user = TestUser::create("pamtotp-mod1").unwrap();
     let services = Services::new().unwrap();
     let m = module().unwrap();
@@ -709,24 +680,9 @@ fn per_user_mode_uses_the_file_in_the_home_and_keeps_it_the_users() {
     services
         .probe("totp", &m, &format!("config={}", settings.display()))
         .unwrap();
-    let dir = user.home.join(".config/pam_totp");
-    fs::create_dir_all(&dir).unwrap();
-    let d = device("phone", &random_key_hex(20).unwrap()).unwrap();
-    let file = dir.join("devices.toml");
-    let text = shared::DeviceFile {
-        devices: vec![d.clone()],
-    }
-    .to_toml(&user.name);
-    fs::write(&file, text).unwrap();
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
-    for p in [user.home.join(".config"), dir.clone(), file.clone()] {
-        let ok = Command::new("chown")
-            .arg(format!("{}:{}", user.uid, user.gid))
-            .arg(&p)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
+    let d = random_device("phone").unwrap();
+    user.write_devices(std::slice::from_ref(&d)).unwrap();
+    let file = user.devices_path();
     let run = Pamtester::new(&services, "totp", &user.name)
         .answers(&[&code_now(&d)])
         .run()
@@ -766,10 +722,9 @@ fn first_pass_service(f: &Fixture, name: &str, args: &str) {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn use_first_pass_takes_the_code_from_pam_authtok_without_prompting() {
-    if !skip_unless_root("use_first_pass_takes_the_code_from_pam_authtok") {
-        return;
-    }
+    require_root("use_first_pass_takes_the_code_from_pam_authtok");
     let f = Fixture::new();
     first_pass_service(&f, "ufp", "use_first_pass");
     let d = f.enroll();
@@ -782,10 +737,9 @@ fn use_first_pass_takes_the_code_from_pam_authtok_without_prompting() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn use_first_pass_without_a_token_fails_without_prompting_or_counting() {
-    if !skip_unless_root("use_first_pass_without_a_token_fails") {
-        return;
-    }
+    require_root("use_first_pass_without_a_token_fails");
     let f = Fixture::new();
     first_pass_service(&f, "ufp", "use_first_pass");
     let d = f.enroll();
@@ -799,10 +753,9 @@ fn use_first_pass_without_a_token_fails_without_prompting_or_counting() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn try_first_pass_uses_a_token_shaped_like_a_code_without_prompting() {
-    if !skip_unless_root("try_first_pass_uses_a_token_shaped_like_a_code") {
-        return;
-    }
+    require_root("try_first_pass_uses_a_token_shaped_like_a_code");
     let f = Fixture::new();
     first_pass_service(&f, "tfp", "try_first_pass");
     let d = f.enroll();
@@ -815,10 +768,9 @@ fn try_first_pass_uses_a_token_shaped_like_a_code_without_prompting() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn try_first_pass_prompts_when_the_token_is_a_password_without_counting_it() {
-    if !skip_unless_root("try_first_pass_prompts_when_the_token_is_a_password") {
-        return;
-    }
+    require_root("try_first_pass_prompts_when_the_token_is_a_password");
     let f = Fixture::new();
     first_pass_service(&f, "tfp", "try_first_pass");
     let d = f.enroll();
@@ -837,10 +789,9 @@ fn try_first_pass_prompts_when_the_token_is_a_password_without_counting_it() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn try_first_pass_prompts_again_after_a_wrong_token() {
-    if !skip_unless_root("try_first_pass_prompts_again_after_a_wrong_token") {
-        return;
-    }
+    require_root("try_first_pass_prompts_again_after_a_wrong_token");
     let f = Fixture::new();
     first_pass_service(&f, "tfp", "try_first_pass throttle_factor=0");
     let d = f.enroll();
@@ -855,10 +806,9 @@ fn try_first_pass_prompts_again_after_a_wrong_token() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn forward_pass_hands_the_password_part_on_as_pam_authtok() {
-    if !skip_unless_root("forward_pass_hands_the_password_part_on_as_pam_authtok") {
-        return;
-    }
+    require_root("forward_pass_hands_the_password_part_on_as_pam_authtok");
     let f = Fixture::new();
     f.services
         .add(
@@ -880,10 +830,9 @@ fn forward_pass_hands_the_password_part_on_as_pam_authtok() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn forward_pass_feeds_pam_unix_use_first_pass_with_one_prompt() {
-    if !skip_unless_root("forward_pass_feeds_pam_unix_use_first_pass") {
-        return;
-    }
+    require_root("forward_pass_feeds_pam_unix_use_first_pass");
     let user = TestUser::create("pamtotp-mod2").unwrap();
     let f = Fixture::new();
     f.services
@@ -930,10 +879,9 @@ fn forward_pass_feeds_pam_unix_use_first_pass_with_one_prompt() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn accepted_rejected_replayed_and_throttled_are_logged_without_the_key_or_the_code() {
-    if !skip_unless_root("accepted_rejected_replayed_and_throttled_are_logged") {
-        return;
-    }
+    require_root("accepted_rejected_replayed_and_throttled_are_logged");
     let f = Fixture::new();
     f.service("totp", "debug");
     let d = f.enroll();
@@ -987,10 +935,9 @@ fn accepted_rejected_replayed_and_throttled_are_logged_without_the_key_or_the_co
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn the_module_writes_nothing_to_stdout_or_stderr_itself() {
-    if !skip_unless_root("the_module_writes_nothing_to_stdout_or_stderr_itself") {
-        return;
-    }
+    require_root("the_module_writes_nothing_to_stdout_or_stderr_itself");
     let f = Fixture::new();
     f.service("ok", "debug");
     f.service("bad", "nullokk");
@@ -1083,10 +1030,9 @@ fn only_the_pam_sm_symbols_are_exported() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_panic_inside_the_module_fails_the_login_and_the_host_survives() {
-    if !skip_unless_root("a_panic_inside_the_module_fails_the_login") {
-        return;
-    }
+    require_root("a_panic_inside_the_module_fails_the_login");
     let f = Fixture::new();
     let panicky = module_with_feature("test-panic").unwrap();
     f.services

@@ -7,18 +7,18 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::pam::{code_now, device, module, random_key_hex, DeviceDir};
-use pam_totp_tests::sys::{skip_unless_root, PamService};
+use pam_totp_tests::sys::PamService;
 
 const USER: &str = "root";
 const LOGINS: usize = 16;
 const ROUNDS: usize = 10;
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn sixteen_simultaneous_logins_with_one_valid_code_let_exactly_one_in() {
-    if !skip_unless_root("sixteen_simultaneous_logins_with_one_valid_code") {
-        return;
-    }
+    require_root("sixteen_simultaneous_logins_with_one_valid_code");
     let devices = DeviceDir::new().unwrap();
     let name = format!("pam-totp-test-race-{}", std::process::id());
     let _service = PamService::install(

@@ -9,32 +9,15 @@
 //! prompt, with `PAM_MAXTRIES` and the remaining wait.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-
-use pam_totp_tests::pam::{device, module, DeviceDir, FakeTime, PamResult, Pamtester, Services};
-use pam_totp_tests::sys::skip_unless_root;
-use serde_json::Value;
-use shared::Timestamp;
+use pam_totp_tests::kit::django_vectors as vectors;
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
+use pam_totp_tests::pam::{module, DeviceDir, FakeTime, PamResult, Pamtester, Services};
 
 const USER: &str = "root";
 
-fn vectors() -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tests/data/django-otp.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn timestamp(v: &Value) -> Option<Timestamp> {
-    v.as_f64().map(Timestamp::from_secs_f64)
-}
-
 /// Replays the scenario `name` through the module.
 fn replay(name: &str) {
-    if !skip_unless_root(name) {
-        return;
-    }
+    require_root(name);
     let all = vectors();
     let scenario = all["verify_scenarios"]
         .as_array()
@@ -58,17 +41,7 @@ fn replay(name: &str) {
     }
     services.probe("totp", &module().unwrap(), &args).unwrap();
 
-    let mut d = device("dev", init["key_hex"].as_str().unwrap()).unwrap();
-    d.step = init["step"].as_u64().unwrap() as u32;
-    d.t0 = init["t0"].as_i64().unwrap();
-    d.digits = init["digits"].as_u64().unwrap() as u32;
-    d.tolerance = init["tolerance"].as_u64().unwrap() as u32;
-    d.drift = init["drift"].as_i64().unwrap() as i16;
-    d.last_t = init["last_t"].as_i64().unwrap();
-    d.throttling_failure_count = init["throttling_failure_count"].as_u64().unwrap() as u32;
-    d.throttling_failure_timestamp = timestamp(&init["throttling_failure_timestamp"]);
-    d.last_used_at = timestamp(&init["last_used_at"]);
-    devices.write(USER, &[d]).unwrap();
+    devices.write(USER, &[django_device(init)]).unwrap();
 
     for (i, event) in scenario["events"].as_array().unwrap().iter().enumerate() {
         let time = event["time"].as_f64().unwrap();
@@ -101,28 +74,8 @@ fn replay(name: &str) {
             assert!(run.stderr.contains(&msg), "{ctx}: want {msg:?}: {run}");
         }
 
-        let s = devices.read(USER).unwrap().devices[0].clone();
-        assert_eq!(
-            i64::from(s.drift),
-            want["drift"].as_i64().unwrap(),
-            "drift; {ctx}"
-        );
-        assert_eq!(s.last_t, want["last_t"].as_i64().unwrap(), "last_t; {ctx}");
-        assert_eq!(
-            u64::from(s.throttling_failure_count),
-            want["throttling_failure_count"].as_u64().unwrap(),
-            "throttling_failure_count; {ctx}"
-        );
-        assert_eq!(
-            s.throttling_failure_timestamp,
-            timestamp(&want["throttling_failure_timestamp"]),
-            "throttling_failure_timestamp; {ctx}"
-        );
-        assert_eq!(
-            s.last_used_at,
-            timestamp(&want["last_used_at"]),
-            "last_used_at; {ctx}"
-        );
+        let s = &devices.read(USER).unwrap().devices[0];
+        assert_django_state(s, want, &ctx);
     }
 }
 
@@ -131,6 +84,7 @@ macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
         $(
             #[test]
+            #[cfg_attr(not_root, ignore = "needs root")]
             fn $name() {
                 replay(stringify!($name));
             }

@@ -16,10 +16,11 @@
 
 use std::time::{Duration, Instant};
 
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::sys::{
-    example, module_path, pam_stack, skip_unless_root, sshd_config_lines, ClientKey, Device,
-    Session, Sshd, TestUser,
+    example, module_path, pam_stack, sshd_config_lines, ClientKey, Session, Sshd,
 };
+use shared::device::Device;
 
 const REMOTE: &str = "echo \"logged in as $(id -un)\"";
 
@@ -44,11 +45,11 @@ impl Login {
     }
 
     fn code(&self) -> String {
-        self.device().code_now().unwrap()
+        oathtool_code_now(self.device()).unwrap()
     }
 
     fn wrong_code(&self) -> String {
-        self.device().wrong_code().unwrap()
+        wrong_code(self.device())
     }
 
     fn logged_in(&self, s: &Session) -> bool {
@@ -94,7 +95,7 @@ enum Setup {
 fn setup(case: &str, setup: &Setup, with_device: bool, extra_args: &[&str]) -> Login {
     let user = TestUser::create(&format!("totpe2e-{case}")).unwrap();
     let device = if with_device {
-        let d = Device::random("phone").unwrap();
+        let d = random_device("phone").unwrap();
         user.write_devices(std::slice::from_ref(&d)).unwrap();
         Some(d)
     } else {
@@ -136,10 +137,9 @@ fn shows_wait_message(transcript: &str) -> bool {
 // --- key plus code ---------------------------------------------------------
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_key_and_the_correct_code_run_a_remote_command() {
-    if !skip_unless_root("a_key_and_the_correct_code_run_a_remote_command") {
-        return;
-    }
+    require_root("a_key_and_the_correct_code_run_a_remote_command");
     let l = setup("key-ok", &Setup::KeyAndCode, true, &[]);
     let s = l.ssh(&[&l.code()]);
     eprintln!(
@@ -162,10 +162,9 @@ fn a_key_and_the_correct_code_run_a_remote_command() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_key_and_a_wrong_code_are_denied() {
-    if !skip_unless_root("a_key_and_a_wrong_code_are_denied") {
-        return;
-    }
+    require_root("a_key_and_a_wrong_code_are_denied");
     let l = setup("key-wrong", &Setup::KeyAndCode, true, &[]);
     let s = l.ssh(&[&l.wrong_code()]);
     eprintln!("--- a refused login, as the user saw it:\n{}", s.transcript);
@@ -179,10 +178,9 @@ fn a_key_and_a_wrong_code_are_denied() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_code_replayed_on_a_second_connection_is_denied() {
-    if !skip_unless_root("a_code_replayed_on_a_second_connection_is_denied") {
-        return;
-    }
+    require_root("a_code_replayed_on_a_second_connection_is_denied");
     let l = setup("key-replay", &Setup::KeyAndCode, true, &[]);
     let code = l.code();
     let first = l.ssh(&[&code]);
@@ -197,12 +195,9 @@ fn a_code_replayed_on_a_second_connection_is_denied() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn after_repeated_failures_the_next_attempt_is_throttled_with_a_wait_message() {
-    if !skip_unless_root(
-        "after_repeated_failures_the_next_attempt_is_throttled_with_a_wait_message",
-    ) {
-        return;
-    }
+    require_root("after_repeated_failures_the_next_attempt_is_throttled_with_a_wait_message");
     // Default settings (throttle_factor 1): after n failures the device is
     // blocked for 2^(n-1) s. Wrong codes on new connections as fast as a
     // client can make them: each failure doubles the block, so one of the
@@ -267,10 +262,9 @@ fn after_repeated_failures_the_next_attempt_is_throttled_with_a_wait_message() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_user_without_a_device_file_gets_in_with_the_key_alone_under_nullok() {
-    if !skip_unless_root("a_user_without_a_device_file_gets_in_with_the_key_alone_under_nullok") {
-        return;
-    }
+    require_root("a_user_without_a_device_file_gets_in_with_the_key_alone_under_nullok");
     let l = setup("key-nullok", &Setup::KeyAndCode, false, &["nullok"]);
     let s = l.ssh(&[]);
     assert!(l.logged_in(&s), "{}", l.explain(&s));
@@ -278,10 +272,9 @@ fn a_user_without_a_device_file_gets_in_with_the_key_alone_under_nullok() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_user_without_a_device_file_is_denied_without_nullok() {
-    if !skip_unless_root("a_user_without_a_device_file_is_denied_without_nullok") {
-        return;
-    }
+    require_root("a_user_without_a_device_file_is_denied_without_nullok");
     let l = setup("key-nodev", &Setup::KeyAndCode, false, &[]);
     let s = l.ssh(&["123456"]);
     // Prompted anyway: whether a user has enrolled is not revealed.
@@ -292,10 +285,9 @@ fn a_user_without_a_device_file_is_denied_without_nullok() {
 // --- password then code ----------------------------------------------------
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn the_password_then_the_correct_code_run_a_remote_command() {
-    if !skip_unless_root("the_password_then_the_correct_code_run_a_remote_command") {
-        return;
-    }
+    require_root("the_password_then_the_correct_code_run_a_remote_command");
     let l = setup("pw-ok", &Setup::PasswordThenCode, true, &[]);
     let s = l.ssh(&[&l.user.password, &l.code()]);
     assert!(l.logged_in(&s), "{}", l.explain(&s));
@@ -303,10 +295,9 @@ fn the_password_then_the_correct_code_run_a_remote_command() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn the_password_then_a_wrong_code_are_denied() {
-    if !skip_unless_root("the_password_then_a_wrong_code_are_denied") {
-        return;
-    }
+    require_root("the_password_then_a_wrong_code_are_denied");
     let l = setup("pw-wrong", &Setup::PasswordThenCode, true, &[]);
     let s = l.ssh(&[&l.user.password, &l.wrong_code()]);
     assert_eq!(s.prompts, 2, "{}", l.explain(&s));
@@ -314,10 +305,9 @@ fn the_password_then_a_wrong_code_are_denied() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_wrong_password_is_denied_without_asking_for_the_code() {
-    if !skip_unless_root("a_wrong_password_is_denied_without_asking_for_the_code") {
-        return;
-    }
+    require_root("a_wrong_password_is_denied_without_asking_for_the_code");
     let l = setup("pw-badpw", &Setup::PasswordThenCode, true, &[]);
     let code = l.code();
     let s = l.ssh(&["not-the-password", &code]);
@@ -333,10 +323,9 @@ fn a_wrong_password_is_denied_without_asking_for_the_code() {
 // --- forward_pass: one prompt ---------------------------------------------
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn password_and_code_at_one_prompt_run_a_remote_command_with_forward_pass() {
-    if !skip_unless_root("password_and_code_at_one_prompt_run_a_remote_command_with_forward_pass") {
-        return;
-    }
+    require_root("password_and_code_at_one_prompt_run_a_remote_command_with_forward_pass");
     let l = setup("fp-ok", &Setup::ForwardPass, true, &[]);
     let answer = format!("{}{}", l.user.password, l.code());
     let s = l.ssh(&[&answer]);
@@ -350,30 +339,27 @@ fn password_and_code_at_one_prompt_run_a_remote_command_with_forward_pass() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn forward_pass_denies_the_password_with_a_wrong_code() {
-    if !skip_unless_root("forward_pass_denies_the_password_with_a_wrong_code") {
-        return;
-    }
+    require_root("forward_pass_denies_the_password_with_a_wrong_code");
     let l = setup("fp-wrong", &Setup::ForwardPass, true, &[]);
     let s = l.ssh(&[&format!("{}{}", l.user.password, l.wrong_code())]);
     l.assert_denied(&s);
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn forward_pass_denies_a_wrong_password_with_the_correct_code() {
-    if !skip_unless_root("forward_pass_denies_a_wrong_password_with_the_correct_code") {
-        return;
-    }
+    require_root("forward_pass_denies_a_wrong_password_with_the_correct_code");
     let l = setup("fp-badpw", &Setup::ForwardPass, true, &[]);
     let s = l.ssh(&[&format!("not-the-password{}", l.code())]);
     l.assert_denied(&s);
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn forward_pass_denies_a_replayed_code() {
-    if !skip_unless_root("forward_pass_denies_a_replayed_code") {
-        return;
-    }
+    require_root("forward_pass_denies_a_replayed_code");
     let l = setup("fp-replay", &Setup::ForwardPass, true, &[]);
     let answer = format!("{}{}", l.user.password, l.code());
     let first = l.ssh(&[&answer]);

@@ -13,10 +13,11 @@
 
 use std::time::{Duration, Instant};
 
+use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
 use pam_totp_tests::sys::{
-    example, module_path, pam_stack, skip_unless_root, sudo_as, Device, PamService, SudoRun,
-    SudoersRule, TestUser,
+    example, module_path, pam_stack, sudo_as, PamService, SudoRun, SudoersRule,
 };
+use shared::device::Device;
 
 /// One test's machine state; fields drop in order (rule and service before
 /// the account).
@@ -30,7 +31,7 @@ struct Sudo {
 impl Sudo {
     fn new(case: &str, extra_args: &[&str], extra_defaults: &str) -> Self {
         let user = TestUser::create(&format!("totpe2e-sudo-{case}")).unwrap();
-        let device = Device::random("phone").unwrap();
+        let device = random_device("phone").unwrap();
         user.write_devices(std::slice::from_ref(&device)).unwrap();
         let service_name = format!("sudo-totp-test-{case}");
         let stack = pam_stack(
@@ -88,12 +89,11 @@ fn shows_wait_message(text: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn sudo_with_the_password_and_the_correct_code_runs_the_command() {
-    if !skip_unless_root("sudo_with_the_password_and_the_correct_code_runs_the_command") {
-        return;
-    }
+    require_root("sudo_with_the_password_and_the_correct_code_runs_the_command");
     let s = Sudo::new("ok", &[], "");
-    let r = s.sudo(&[&s.user.password, &s.device.code_now().unwrap()]);
+    let r = s.sudo(&[&s.user.password, &oathtool_code_now(&s.device).unwrap()]);
     assert!(Sudo::ran_as_root(&r), "{}", s.explain(&r));
     assert!(
         r.stderr.contains("Verification code: "),
@@ -103,12 +103,11 @@ fn sudo_with_the_password_and_the_correct_code_runs_the_command() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn sudo_with_a_wrong_code_is_refused() {
-    if !skip_unless_root("sudo_with_a_wrong_code_is_refused") {
-        return;
-    }
+    require_root("sudo_with_a_wrong_code_is_refused");
     let s = Sudo::new("wrong", &[], "");
-    let r = s.sudo(&[&s.user.password, &s.device.wrong_code().unwrap()]);
+    let r = s.sudo(&[&s.user.password, &wrong_code(&s.device)]);
     assert!(!Sudo::ran_as_root(&r), "{}", s.explain(&r));
     assert_ne!(r.exit, Some(0), "{}", s.explain(&r));
     assert!(
@@ -125,12 +124,11 @@ fn sudo_with_a_wrong_code_is_refused() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn sudo_with_a_replayed_code_is_refused() {
-    if !skip_unless_root("sudo_with_a_replayed_code_is_refused") {
-        return;
-    }
+    require_root("sudo_with_a_replayed_code_is_refused");
     let s = Sudo::new("replay", &[], "");
-    let code = s.device.code_now().unwrap();
+    let code = oathtool_code_now(&s.device).unwrap();
     let r = s.sudo(&[&s.user.password, &code]);
     assert!(Sudo::ran_as_root(&r), "first use: {}", s.explain(&r));
     let r = s.sudo(&[&s.user.password, &code]);
@@ -151,10 +149,9 @@ fn sudo_has_pam_silent_option() -> bool {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn sudo_after_repeated_failures_is_throttled_with_a_wait_message() {
-    if !skip_unless_root("sudo_after_repeated_failures_is_throttled_with_a_wait_message") {
-        return;
-    }
+    require_root("sudo_after_repeated_failures_is_throttled_with_a_wait_message");
     // Default throttling: each failure doubles the block (1 s, 2 s, 4 s…),
     // so one of the next attempts, made as fast as sudo allows, lands in it.
     let verbose = sudo_has_pam_silent_option();
@@ -162,7 +159,7 @@ fn sudo_after_repeated_failures_is_throttled_with_a_wait_message() {
     let started = Instant::now();
     let mut failures = 0;
     let throttled = loop {
-        let r = s.sudo(&[&s.user.password, &s.device.wrong_code().unwrap()]);
+        let r = s.sudo(&[&s.user.password, &wrong_code(&s.device)]);
         assert!(!Sudo::ran_as_root(&r), "{}", s.explain(&r));
         assert!(
             failures < 8 && started.elapsed() < Duration::from_secs(60),
@@ -189,7 +186,7 @@ fn sudo_after_repeated_failures_is_throttled_with_a_wait_message() {
     // While blocked, the correct code is not even asked for, and the attempt
     // changes nothing in the device file.
     let state = s.user.read_devices().unwrap();
-    let r = s.sudo(&[&s.user.password, &s.device.code_now().unwrap()]);
+    let r = s.sudo(&[&s.user.password, &oathtool_code_now(&s.device).unwrap()]);
     assert!(!Sudo::ran_as_root(&r), "{}", s.explain(&r));
     assert!(
         !r.stderr.contains("Verification code: "),

@@ -1,6 +1,6 @@
 //! Helpers for the CLI tests: run the real `totp-enroll` binary in a
-//! temporary directory with its own settings file, temporary accounts that
-//! `userdel -r` removes on drop, QR decoding with zbarimg.
+//! temporary directory with its own settings file, the test kit's accounts
+//! (`pam_totp_tests::kit`) running the binary, QR decoding with zbarimg.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,9 +14,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use pam_totp_tests::kit;
 use shared::device::DeviceFile;
 
 /// The binary under test.
@@ -168,10 +168,9 @@ pub fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-/// The code an app shows now for a SHA1/6/30 key.
+/// The code an app shows now for a SHA1/6/30 key (the kit's device).
 pub fn code_now(key_hex: &str) -> String {
-    let key = shared::Secret::from_hex(key_hex).unwrap();
-    shared::oath::totp(shared::Algorithm::Sha1, key.expose(), now_secs(), 0, 30, 6).unwrap()
+    kit::code_now(&kit::device("app", key_hex).unwrap())
 }
 
 /// Decodes the QR code(s) in an image file with zbarimg.
@@ -217,126 +216,46 @@ pub fn write_png(path: &Path, modules: &[Vec<bool>], scale: usize) {
 
 // ------------------------------------------------------------------ accounts
 
-fn account_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn user_exists(name: &str) -> bool {
-    Command::new("id")
-        .args(["-u", name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Whether the tests run as root (the account tests need it).
+/// Whether the tests run as root ([`pam_totp_tests::kit::is_root`]).
 pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    kit::is_root()
 }
 
-/// A local account made with `useradd -m` and removed with `userdel -r`.
-pub struct TestUser {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: PathBuf,
+/// The kit's account fixture ([`pam_totp_tests::kit::TestUser`]; its fields
+/// and methods through `Deref`), plus running this crate's binary as it.
+pub struct TestUser(kit::TestUser);
+
+impl std::ops::Deref for TestUser {
+    type Target = kit::TestUser;
+    fn deref(&self) -> &kit::TestUser {
+        &self.0
+    }
 }
 
 impl TestUser {
-    /// A fresh account named `enr<tag><pid>`; `None` when not root.
+    /// A fresh account named `enr<tag><pid>`. A test that makes one is marked
+    /// `#[cfg_attr(not_root, ignore = "needs root")]`; without root this fails.
+    pub fn new(tag: &str) -> TestUser {
+        kit::require_root(tag);
+        TestUser::create_named(&format!("enr{tag}{}", std::process::id() % 100_000))
+    }
+
+    /// [`TestUser::new`], for call sites written before the kit: it is never
+    /// `None` (without root it fails instead of skipping).
     pub fn create(tag: &str) -> Option<TestUser> {
-        if !is_root() {
-            eprintln!("skipped: needs root to create accounts");
-            return None;
-        }
-        let name = format!("enr{tag}{}", std::process::id() % 100_000);
-        Some(TestUser::create_named(&name))
+        Some(TestUser::new(tag))
     }
 
     /// The account `name`, replacing a leftover of an interrupted run.
     pub fn create_named(name: &str) -> TestUser {
-        let _lock = account_lock();
-        if user_exists(name) {
-            userdel(name);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            // useradd fails while another process holds /etc/passwd's lock.
-            let out = Command::new("useradd")
-                .args(["-m", "-s", "/bin/sh", "-c", "totp-enroll test", name])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "useradd {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let user = nix::unistd::User::from_name(name).unwrap().unwrap();
-        TestUser {
-            name: name.to_owned(),
-            uid: user.uid.as_raw(),
-            gid: user.gid.as_raw(),
-            home: user.dir,
-        }
+        TestUser(kit::TestUser::create(name).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// `totp-enroll ARGS` run as this account (real and effective ids).
-    /// The binary is copied into the home first: the build directory may
-    /// sit where the account cannot reach it (e.g. under /root).
     pub fn enroll(&self, args: &[&str], stdin: &str) -> Out {
-        let copy = self.home.join(".totp-enroll-under-test");
-        if !copy.exists() {
-            fs::copy(bin(), &copy).unwrap();
-            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--init-groups")
-            .arg("--")
-            .arg(&copy)
-            .args(args)
-            .current_dir(&self.home)
-            .env("HOME", &self.home);
+        let mut cmd = self.0.command(Path::new(bin())).unwrap();
+        cmd.args(args);
         run(cmd, stdin)
-    }
-
-    /// The per-user device file.
-    pub fn devices_path(&self) -> PathBuf {
-        self.home.join(".config/pam_totp/devices.toml")
-    }
-}
-
-fn userdel(name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = Command::new("userdel").args(["-r", name]).output().unwrap();
-        if out.status.success() || out.status.code() == Some(12) || !user_exists(name) {
-            return;
-        }
-        if Instant::now() > deadline {
-            eprintln!(
-                "cleanup: userdel -r {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _lock = account_lock();
-        userdel(&self.name);
     }
 }
 
