@@ -713,6 +713,7 @@ fn per_user_mode_uses_the_file_in_the_home_and_keeps_it_the_users() {
     let d = device("phone", &random_key_hex(20).unwrap()).unwrap();
     let file = dir.join("devices.toml");
     let text = shared::DeviceFile {
+        backup: None,
         devices: vec![d.clone()],
     }
     .to_toml(&user.name);
