@@ -717,6 +717,12 @@ impl DeviceDir {
         self.write_text(user, &file.to_toml(user), 0o600)
     }
 
+    /// Writes `user`'s device file (mode 0600) with `file` (devices and
+    /// backup codes).
+    pub fn write_file(&self, user: &str, file: &DeviceFile) -> Result<()> {
+        self.write_text(user, &file.to_toml(user), 0o600)
+    }
+
     /// Writes `user`'s device file with arbitrary text and mode.
     pub fn write_text(&self, user: &str, text: &str, mode: u32) -> Result<()> {
         let path = self.file(user);
