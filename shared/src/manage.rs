@@ -194,8 +194,25 @@ pub fn first_backup_codes(store: &Store) -> Result<Option<NewSet>> {
         .map(|made| made.map(|()| new))
 }
 
-/// Stores `set` as the user's backup codes (an import), replacing any old
-/// set; the file must exist.
+/// An import: adds `device` and, when given, makes `backup` the user's set
+/// (replacing any old one), in one durable write. Refuses a taken name or
+/// a device over the limit; nothing is written then.
+pub fn import(store: &Store, device: &Device, backup: Option<&BackupCodes>) -> Result<()> {
+    store.update(|file, _| {
+        let mut file: DeviceFile = file.cloned().unwrap_or_default();
+        if file.find(&device.name).is_some() {
+            return Err(name_taken(store, &device.name));
+        }
+        file.add(device.clone()).map_err(Error::Refused)?;
+        if let Some(set) = backup {
+            file.backup = Some(set.clone());
+        }
+        Ok(Change::Save(file, ()))
+    })
+}
+
+/// Stores `set` as the user's backup codes, replacing any old set; the
+/// file must exist.
 pub fn set_backup_codes(store: &Store, set: &BackupCodes) -> Result<()> {
     store.update(|file, _| {
         let mut file = file.cloned().ok_or_else(|| no_devices(store))?;

@@ -34,10 +34,7 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
         .map_err(|m| Error::Refused(format!("{}: not imported: {m}", path.display())))?;
 
     refuse_taken(ctx, name)?;
-    manage::add(&ctx.store, &device)?;
-    if let Some(set) = &set {
-        manage::set_backup_codes(&ctx.store, set)?;
-    }
+    manage::import(&ctx.store, &device, set.as_ref())?;
     warn_weak_key(&ga.secret);
     if ga.scratch_codes > 0 && !ctx.json {
         note(&format!(
