@@ -231,14 +231,16 @@ c_man() {
 	out=$(MANWIDTH=200 man -l "$REPO_ROOT/packaging/build/man/pam_totp.toml.5" 2>/dev/null)
 	for word in sync throttle_factor issuer image path '[enroll]' digits step tolerance algorithm \
 		version '[[device]]' name key t0 drift last_t confirmed created_at last_used_at \
-		throttling_failure_count throttling_failure_timestamp; do
+		throttling_failure_count throttling_failure_timestamp static_throttle_factor \
+		'[backup_codes]' argon2id params salt format codes; do
 		grep -qF -- "$word" <<<"$out" || fail "pam_totp.toml(5) does not mention $word" || return 1
 	done
 	out=$(MANWIDTH=200 man -l "$REPO_ROOT/packaging/build/man/totp-enroll.1" 2>/dev/null)
 	for word in add confirm list show remove reset import-google-authenticator batch \
 		--name --digits --step --t0 --tolerance --algorithm --key --secret --issuer \
 		--image --account --no-confirm --qr --qr-png --qr-svg --user --path --config \
-		--json --users --users-from --confirmed completions key_hex 'EXIT STATUS'; do
+		--json --users --users-from --confirmed completions key_hex 'EXIT STATUS' \
+		backup-codes --count --yes --no-backup-codes; do
 		grep -qF -- "$word" <<<"$out" || fail "totp-enroll(1) does not mention $word" || return 1
 	done
 	echo "every module argument, return code, setting, file field and CLI flag is documented"
