@@ -174,16 +174,16 @@ pub fn normalize(input: &str, format: CodeFormat) -> Option<Zeroizing<Vec<u8>>> 
 }
 
 /// How a code is shown: `xxxxx-xxxxx` (base32, lower case) or the digits.
+/// Built in one allocation of its final size, so no copy is freed unwiped.
 pub fn display(code: &[u8]) -> String {
-    let lower: String = code
-        .iter()
-        .map(|&b| char::from(b.to_ascii_lowercase()))
-        .collect();
-    if code.len() == CODE_LEN {
-        format!("{}-{}", &lower[..5], &lower[5..])
-    } else {
-        lower
+    let mut s = String::with_capacity(code.len() + 1);
+    for (i, &b) in code.iter().enumerate() {
+        if code.len() == CODE_LEN && i == CODE_LEN / 2 {
+            s.push('-');
+        }
+        s.push(char::from(b.to_ascii_lowercase()));
     }
+    s
 }
 
 #[cfg(any(test, feature = "hash-count"))]

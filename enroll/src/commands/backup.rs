@@ -76,14 +76,10 @@ fn show_codes(ctx: &Ctx, new: &NewSet) -> Result<()> {
         ctx.user.name
     ));
     for pair in new.codes.chunks(2) {
-        text.push_str("    ");
-        text.push_str(
-            &pair
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join("    "),
-        );
+        for code in pair {
+            text.push_str("    ");
+            text.push_str(code);
+        }
         text.push('\n');
     }
     text.push('\n');
