@@ -17,6 +17,7 @@ Examples:
   totp-enroll add --name laptop       a second device with its own name
   totp-enroll list                    your devices and their state
   totp-enroll show default            the QR code and URL again, and the drift
+  totp-enroll backup-codes            a new set of one-time backup codes
   sudo totp-enroll --user alice add --no-confirm --qr-png alice.png
                                       root prepares a device for alice
 
@@ -101,6 +102,9 @@ pub enum Command {
     /// Turn a ~/.google_authenticator TOTP secret into a device
     #[command(after_help = IMPORT_EXAMPLES)]
     ImportGoogleAuthenticator(ImportArgs),
+    /// Make a new set of backup codes (replacing the old set) and print them once
+    #[command(after_help = BACKUP_EXAMPLES)]
+    BackupCodes(BackupArgs),
     /// Create devices for many users at once (root); one JSON record per user
     #[command(after_help = BATCH_EXAMPLES)]
     Batch(BatchArgs),
@@ -165,8 +169,20 @@ Examples:
 Mapping: the secret as is; STEP_SIZE n -> step n; WINDOW_SIZE w ->
 tolerance (w-1)/2 (at most 10; the default window 3 is tolerance 1);
 DISALLOW_REUSE -> last_t = the latest used step. TOTP_AUTH must be present:
-counter-based (HOTP) files are refused. Scratch codes are not imported.
+counter-based (HOTP) files are refused. The scratch codes become your
+backup codes (hashed; each works once), replacing any set you had.
 The device is saved confirmed: its secret is already in use for logins.";
+
+const BACKUP_EXAMPLES: &str = "\
+Examples:
+  totp-enroll backup-codes                 10 new codes; asks before replacing the old ones
+  totp-enroll backup-codes --count 5 --yes
+  sudo totp-enroll --user alice backup-codes --json
+                                           root makes codes for alice (no question)
+
+Each code works once, at the same prompt as a verification code: keep them
+somewhere safe, away from your phone. They are shown only now; the device
+file keeps only their hashes. `totp-enroll list` shows how many are left.";
 
 const BATCH_EXAMPLES: &str = "\
 Examples:
@@ -267,6 +283,9 @@ pub struct AddArgs {
     /// Do not ask for a code: the device stays unconfirmed until `totp-enroll confirm NAME`
     #[arg(long)]
     pub no_confirm: bool,
+    /// Do not make backup codes for a first device
+    #[arg(long)]
+    pub no_backup_codes: bool,
     /// QR output.
     #[command(flatten)]
     pub qr: QrArgs,
@@ -308,6 +327,17 @@ pub struct ImportArgs {
     /// Device name (default "google-authenticator")
     #[arg(long, short = 'n', value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
+}
+
+/// `backup-codes`.
+#[derive(Debug, Args, Clone)]
+pub struct BackupArgs {
+    /// How many codes, 1 to 100
+    #[arg(long, value_name = "N", default_value_t = shared::backup::DEFAULT_COUNT)]
+    pub count: usize,
+    /// Replace an existing set without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// `batch`.

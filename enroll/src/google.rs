@@ -23,8 +23,10 @@ pub struct GaFile {
     pub last_t: Option<i64>,
     /// Whether `DISALLOW_REUSE` was set.
     pub disallow_reuse: bool,
-    /// Number of scratch codes (not imported).
+    /// Number of scratch codes.
     pub scratch_codes: usize,
+    /// The scratch codes (8 digits each), for the backup-code set.
+    pub scratch: Vec<zeroize::Zeroizing<String>>,
     /// Things the import leaves out or changes, for the user to read.
     pub notes: Vec<String>,
 }
@@ -48,6 +50,7 @@ impl GaFile {
         let mut totp = false;
         let mut hotp = false;
         let mut scratch_codes = 0;
+        let mut scratch = Vec::new();
         let mut notes = Vec::new();
         for (i, line) in lines.enumerate() {
             let n = i + 2;
@@ -102,6 +105,7 @@ impl GaFile {
             }
             if line.len() == 8 && line.bytes().all(|b| b.is_ascii_digit()) {
                 scratch_codes += 1;
+                scratch.push(zeroize::Zeroizing::new(line.to_owned()));
                 continue;
             }
             return Err(format!(
@@ -122,6 +126,7 @@ impl GaFile {
             last_t,
             disallow_reuse,
             scratch_codes,
+            scratch,
             notes,
         })
     }

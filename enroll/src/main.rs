@@ -95,6 +95,7 @@ fn run(cli: Cli) -> Result<()> {
                 Command::Remove(a) => commands::remove(&ctx, &a),
                 Command::Reset(a) => commands::reset(&ctx, &a),
                 Command::ImportGoogleAuthenticator(a) => commands::import_google(&ctx, &a),
+                Command::BackupCodes(a) => commands::backup_codes(&ctx, &a),
                 Command::Batch(_) | Command::Completions(_) => Ok(()),
             }
         }

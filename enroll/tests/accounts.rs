@@ -402,3 +402,67 @@ fn root_does_not_write_a_qr_image_through_a_users_symlinked_directory() {
         "nothing saved after the error"
     );
 }
+
+/// Root's `--user` path for backup codes (issue 12): the first confirmed
+/// device brings a set, `backup-codes --user` replaces it, and the file
+/// stays the user's own.
+#[test]
+fn root_makes_backup_codes_for_a_user_and_the_file_stays_theirs() {
+    let Some(user) = TestUser::create("bkp") else {
+        return;
+    };
+    let env = Env::new();
+    let key = "3132333435363738393031323334353637383930";
+    env.enroll_nopath(
+        &[
+            "add",
+            "--user",
+            &user.name,
+            "--key",
+            key,
+            "--no-confirm",
+            "--json",
+        ],
+        "",
+    )
+    .expect(0);
+    let out = env
+        .enroll_nopath(
+            &["confirm", "default", "--user", &user.name, "--json"],
+            &format!("{}\n", common::code_now(key)),
+        )
+        .expect(0);
+    let records = out.json();
+    assert_eq!(records[1]["user"], user.name.as_str());
+    assert_eq!(records[1]["count"], 10);
+    let out = env
+        .enroll_nopath(
+            &[
+                "backup-codes",
+                "--user",
+                &user.name,
+                "--count",
+                "3",
+                "--json",
+            ],
+            "",
+        )
+        .expect(0);
+    assert_eq!(out.json()[0]["count"], 3);
+    assert_eq!(mode_owner(&user.devices_path()), (0o600, user.uid));
+    assert_eq!(
+        parse_devices(&user.devices_path())
+            .backup
+            .unwrap()
+            .remaining(),
+        3
+    );
+    let out = user
+        .enroll(&["list", "--config", env.config.to_str().unwrap()], "")
+        .expect(0);
+    assert!(
+        out.stdout.contains("Backup codes: 3 codes left"),
+        "{}",
+        out.stdout
+    );
+}

@@ -9,7 +9,7 @@ use std::fs;
 use std::process::Command;
 
 use common::{now_secs, Env};
-use shared::verify::{check, Policy, Rejection, Verdict};
+use shared::verify::{check, verify_login, Login, Policy, Rejection, Verdict};
 use shared::Timestamp;
 
 fn oathtool(secret_b32: &str, at: i64) -> String {
@@ -55,12 +55,31 @@ fn a_file_from_the_real_google_authenticator_yields_a_device_that_accepts_oathto
     assert_eq!(r["secret_base32"], secret.trim_end_matches('='));
     assert_eq!(r["confirmed"], true);
     assert_eq!(r["tolerance"], 1, "WINDOW_SIZE 3 is tolerance 1");
-    assert_eq!(r["scratch_codes_not_imported"], 5);
-    assert!(
-        out.stderr.contains("5 scratch codes were not imported"),
-        "{}",
-        out.stderr
-    );
+    assert_eq!(r["backup_codes_imported"], 5);
+
+    // The file's scratch codes are the backup set now, hashed; each logs
+    // in once (issue 12).
+    let scratch: Vec<String> = text
+        .lines()
+        .filter(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(scratch.len(), 5);
+    let stored = String::from_utf8(env.bytes()).unwrap();
+    let mut file = env.devices();
+    assert_eq!(file.backup.as_ref().unwrap().remaining(), 5);
+    let mut t = Timestamp::from_secs(now_secs());
+    for (i, code) in scratch.iter().enumerate() {
+        assert!(!stored.contains(code.as_str()), "scratch code in clear");
+        let (login, next) = verify_login(&file, code, t, &Policy::default());
+        assert_eq!(login, Login::BackupCode { remaining: 4 - i });
+        file = next;
+        t = t.plus_secs(100);
+        let (login, next) = verify_login(&file, code, t, &Policy::default());
+        assert!(matches!(login, Login::Rejected { .. }), "{login:?}");
+        file = next;
+        t = t.plus_secs(100);
+    }
 
     let device = env.devices().devices.remove(0);
     assert!(device.confirmed);
@@ -117,7 +136,13 @@ fn step_window_and_used_codes_are_carried_over() {
         )
         .expect(0);
     assert!(out.stdout.contains("as device `phone`"), "{}", out.stdout);
-    assert!(out.stderr.contains("1 scratch codes were not imported"));
+    assert!(
+        out.stderr
+            .contains("1 scratch codes became your backup codes"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.devices().backup.unwrap().remaining(), 1);
     assert!(out.stderr.contains("RATE_LIMIT"));
     let d = env.devices().devices.remove(0);
     assert_eq!((d.step, d.tolerance, d.last_t, d.digits), (60, 3, used, 6));

@@ -65,6 +65,8 @@ pub trait Host {
     fn log(&mut self, level: Level, message: &str);
     /// True under `PAM_SILENT`: no informational or error messages.
     fn silent(&self) -> bool;
+    /// A `PAM_TEXT_INFO` message (the caller checks [`Host::silent`]).
+    fn info(&mut self, text: &str) -> Result<(), c_int>;
 }
 
 /// How an authentication that ran to its end turned out.
@@ -76,6 +78,11 @@ pub enum Outcome {
         device: String,
         /// Its drift after the login.
         drift: i16,
+    },
+    /// A backup code was accepted and removed; its new state is on disk.
+    BackupAccepted {
+        /// Codes left in the set.
+        remaining: usize,
     },
     /// The code was wrong, replayed or malformed (and recorded as a failure).
     Rejected(Rejection),
@@ -124,7 +131,7 @@ impl fmt::Display for Error {
 /// The one mapping from results to PAM return codes (docs/design.md §6 table).
 pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
     match result {
-        Ok(Outcome::Accepted { .. }) => code::PAM_SUCCESS,
+        Ok(Outcome::Accepted { .. } | Outcome::BackupAccepted { .. }) => code::PAM_SUCCESS,
         Ok(Outcome::Rejected(_) | Outcome::NotEnrolled | Outcome::NoToken) => code::PAM_AUTH_ERR,
         Ok(Outcome::Skipped) => code::PAM_IGNORE,
         Ok(Outcome::Throttled { .. }) => code::PAM_MAXTRIES,
@@ -217,7 +224,7 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
         // try_first_pass: a refused token is followed by a prompt.
         let refused = !matches!(
             outcome,
-            Outcome::Accepted { .. } | Outcome::Throttled { .. }
+            Outcome::Accepted { .. } | Outcome::BackupAccepted { .. } | Outcome::Throttled { .. }
         );
         if from == FirstPass::Try && refused {
             source = FirstPass::Prompt;
@@ -375,6 +382,7 @@ fn attempt(
             );
             Outcome::Accepted { device, drift }
         }
+        Login::BackupCode { remaining } => backup_accepted(host, name, remaining),
         Login::Rejected { reason, tried } => {
             let why = match reason {
                 Rejection::Replayed => "replayed code (already used)",
@@ -396,6 +404,34 @@ fn attempt(
             Outcome::NotEnrolled
         }
     })
+}
+
+/// Below this many codes left, the user is told to make a new set.
+pub const FEW_BACKUP_CODES: usize = 2;
+
+/// Logs an accepted backup code (never the code) and tells the user how
+/// many remain, with a warning when few do (not under `PAM_SILENT`).
+fn backup_accepted(host: &mut dyn Host, name: &str, remaining: usize) -> Outcome {
+    host.log(
+        Level::Info,
+        &format!("accepted: user {name}, backup code, {remaining} left"),
+    );
+    if !host.silent() {
+        let _ = host.info(&backup_codes_left(remaining));
+        if remaining <= FEW_BACKUP_CODES {
+            let _ = host.info(
+                "Warning: you are running out of backup codes; \
+                 run `totp-enroll backup-codes` for a new set.",
+            );
+        }
+    }
+    Outcome::BackupAccepted { remaining }
+}
+
+/// "N backup codes left", in good English for 1.
+pub fn backup_codes_left(remaining: usize) -> String {
+    let noun = if remaining == 1 { "code" } else { "codes" };
+    format!("{remaining} backup {noun} left")
 }
 
 /// Tells the user how long to wait, logs, and gives the outcome.
@@ -421,10 +457,12 @@ fn debug_config(host: &mut dyn Host, args: &Args, store: &Store, policy: &Policy
     host.log(
         Level::Debug,
         &format!(
-            "user {name}: settings {}, device file {store}, sync {}, throttle_factor {}",
+            "user {name}: settings {}, device file {store}, sync {}, throttle_factor {}, \
+             static_throttle_factor {}",
             config.display(),
             policy.sync,
-            policy.throttle_factor
+            policy.throttle_factor,
+            policy.static_throttle_factor
         ),
     );
 }
@@ -444,6 +482,8 @@ mod tests {
         authtok: Option<String>,
         set: Vec<String>,
         logs: Vec<String>,
+        infos: Vec<String>,
+        silent: bool,
     }
 
     impl Host for Mock {
@@ -471,7 +511,11 @@ mod tests {
             self.logs.push(message.to_owned());
         }
         fn silent(&self) -> bool {
-            false
+            self.silent
+        }
+        fn info(&mut self, text: &str) -> Result<(), c_int> {
+            self.infos.push(text.to_owned());
+            Ok(())
         }
     }
 
@@ -606,6 +650,31 @@ mod tests {
             drift: 0,
         });
         assert_eq!(pam_code(&r), code::PAM_SUCCESS);
+    }
+
+    #[test]
+    fn an_accepted_backup_code_is_pam_success() {
+        let r = Ok(Outcome::BackupAccepted { remaining: 3 });
+        assert_eq!(pam_code(&r), code::PAM_SUCCESS);
+    }
+
+    #[test]
+    fn an_accepted_backup_code_tells_how_many_are_left_and_warns_when_few() {
+        let mut host = Mock::default();
+        backup_accepted(&mut host, "alice", 3);
+        assert_eq!(host.infos, ["3 backup codes left"]);
+        assert_eq!(host.logs, ["accepted: user alice, backup code, 3 left"]);
+        let mut host = Mock::default();
+        backup_accepted(&mut host, "alice", 1);
+        assert_eq!(host.infos[0], "1 backup code left");
+        assert!(host.infos[1].starts_with("Warning: you are running out"));
+        let mut host = Mock {
+            silent: true,
+            ..Mock::default()
+        };
+        backup_accepted(&mut host, "alice", 0);
+        assert!(host.infos.is_empty(), "PAM_SILENT shows nothing");
+        assert_eq!(host.logs, ["accepted: user alice, backup code, 0 left"]);
     }
 
     #[test]

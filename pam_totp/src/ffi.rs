@@ -448,6 +448,10 @@ impl Host for LibPam {
     fn silent(&self) -> bool {
         self.silent
     }
+
+    fn info(&mut self, text: &str) -> Result<(), c_int> {
+        self.text_info(text)
+    }
 }
 
 #[cfg(test)]

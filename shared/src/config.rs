@@ -152,7 +152,7 @@ impl Default for PathTemplate {
 /// The settings of DESIGN §5. `Default` is what a missing file means.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Settings {
-    /// `sync` and `throttle_factor`.
+    /// `sync`, `throttle_factor` and `static_throttle_factor`.
     pub policy: Policy,
     /// Issuer shown by authenticator apps; `None` = the host name.
     pub issuer: Option<String>,
@@ -187,6 +187,9 @@ impl Settings {
         );
         if let Some(factor) = f.int_incl("throttle_factor", lo, hi)? {
             s.policy.throttle_factor = factor as u32;
+        }
+        if let Some(factor) = f.int_incl("static_throttle_factor", 0, 86_400)? {
+            s.policy.static_throttle_factor = factor as u32;
         }
         s.issuer = f.string("issuer")?.map(|(v, _)| v.to_owned());
         s.image = f.string("image")?.map(|(v, _)| v.to_owned());
@@ -304,13 +307,15 @@ mod tests {
     #[test]
     fn settings_file_sets_every_field_and_rejects_unknown_keys() {
         let s = Settings::parse(
-            "sync = false\nthrottle_factor = 0\nissuer = \"Example\"\nimage = \"https://x/i.png\"\n\
+            "sync = false\nthrottle_factor = 0\nstatic_throttle_factor = 5\nissuer = \"Example\"\nimage = \"https://x/i.png\"\n\
              path = \"/var/lib/pam_totp/%u.toml\"\n[enroll]\ndigits = 8\nstep = 60\ntolerance = 2\nalgorithm = \"SHA256\"\n",
             Path::new("/etc/x.toml"),
         )
         .unwrap();
         assert!(!s.policy.sync);
         assert_eq!(s.policy.throttle_factor, 0);
+        assert_eq!(s.policy.static_throttle_factor, 5);
+        assert_eq!(Settings::default().policy.static_throttle_factor, 1);
         assert_eq!(s.enroll.digits, 8);
         assert_eq!(s.enroll.algorithm, crate::Algorithm::Sha256);
         let e = Settings::parse("sync = true\nsnyc = 1\n", Path::new("/etc/x.toml")).unwrap_err();

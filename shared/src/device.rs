@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::backup::{self, BackupCodes};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::oath::Algorithm;
@@ -179,6 +180,8 @@ impl Device {
 pub struct DeviceFile {
     /// Devices in file order (the order in which codes are tried).
     pub devices: Vec<Device>,
+    /// The backup-code set, tried after every device.
+    pub backup: Option<BackupCodes>,
 }
 
 impl DeviceFile {
@@ -206,13 +209,15 @@ impl DeviceFile {
             }
             None => return Err(top.missing("version")),
         }
-        if let Some((_, span)) = top.take("backup_codes") {
-            return Err(top.error_at(
-                "backup_codes",
-                Some(span),
-                "backup codes are not supported by this version of pam-totp",
-            ));
-        }
+        let backup = match top.table("backup_codes")? {
+            None => None,
+            Some((table, span)) => {
+                let mut f = Fields::new(&doc, table, span, "backup_codes");
+                let set = backup::parse_table(&mut f)?;
+                f.finish()?;
+                Some(set)
+            }
+        };
         let tables = top.tables("device")?;
         if tables.len() > MAX_DEVICES {
             return Err(top.error_at(
@@ -240,7 +245,7 @@ impl DeviceFile {
             devices.push(device);
         }
         top.finish()?;
-        Ok(DeviceFile { devices })
+        Ok(DeviceFile { devices, backup })
     }
 
     /// The canonical text of the file, with a header naming its user.
@@ -291,6 +296,9 @@ impl DeviceFile {
                 let _ = writeln!(s, "throttling_failure_timestamp = {t}");
             }
         }
+        if let Some(set) = &self.backup {
+            set.write_toml(s);
+        }
     }
 
     /// The device called `name`.
@@ -313,6 +321,18 @@ impl DeviceFile {
         }
         self.devices.push(device);
         Ok(())
+    }
+
+    /// True when at least one device is confirmed.
+    pub fn has_confirmed(&self) -> bool {
+        self.devices.iter().any(|d| d.confirmed)
+    }
+
+    /// The confirmed backup-code set, if any (counted as a confirmed device
+    /// at login even when no code is left, as django-otp counts its
+    /// `StaticDevice`: using up the codes never turns 2FA off).
+    pub fn confirmed_backup(&self) -> Option<&BackupCodes> {
+        self.backup.as_ref().filter(|b| b.confirmed)
     }
 }
 

@@ -34,7 +34,8 @@ pub enum Prepared {
     /// Prompt for a code of `digits` digits.
     Ready {
         /// The length of the code of the first confirmed device that is not
-        /// throttled (file order, the order codes are tried in).
+        /// throttled (file order, the order codes are tried in); when only
+        /// the backup-code set is free, that of the first confirmed device.
         digits: u32,
     },
 }
@@ -68,6 +69,9 @@ pub fn prepared(file: &DeviceFile, now: Timestamp, policy: &Policy) -> Prepared 
                 .devices
                 .iter()
                 .find(|d| d.confirmed && throttled_until(d, now, policy).is_none())
+                // Only the backup set is free: the TOTP device's length still
+                // splits a forward_pass answer.
+                .or_else(|| file.devices.iter().find(|d| d.confirmed))
                 .map_or(DEFAULT_DIGITS, |d| d.digits),
         },
     }
@@ -107,7 +111,9 @@ pub fn attempt(store: &Store, input: &str, policy: &Policy) -> Result<Attempt> {
         Ok(match attempt.login {
             Login::NoDevice | Login::AllThrottled { .. } => Change::Keep(attempt),
             Login::Rejected { .. } if next == failed => Change::Keep(attempt),
-            Login::Accepted { .. } | Login::Rejected { .. } => Change::Save(next, attempt),
+            Login::Accepted { .. } | Login::BackupCode { .. } | Login::Rejected { .. } => {
+                Change::Save(next, attempt)
+            }
         })
     })
 }

@@ -1,8 +1,9 @@
 //! The changes `totp-enroll` makes, each one [`Store::update`] transaction:
-//! add, confirm, remove, reset, and the confirmation's verification under
+//! add, confirm, remove, reset, backup codes, and the confirmation's verification under
 //! the module's own rules. The CLI only talks to the person; every decision
 //! about the state is here.
 
+use crate::backup::{BackupCodes, NewSet, DEFAULT_COUNT};
 use crate::device::{Device, DeviceFile};
 use crate::error::{Error, Result};
 use crate::store::{Change, Store};
@@ -143,4 +144,87 @@ pub fn reset(store: &Store, name: &str) -> Result<(Device, u32)> {
         let before = device.throttling_failure_count;
         (Some(next.clone()), (next, before))
     })
+}
+
+/// A new set of `count` backup codes for the user, replacing any old set
+/// (and its throttle state) in one durable write; the codes in clear are
+/// returned once, for showing. Refused when the user has neither a
+/// confirmed device nor a set: backup codes stand in for a device, they do
+/// not enrol anyone.
+pub fn new_backup_codes(store: &Store, count: usize) -> Result<NewSet> {
+    let now = Timestamp::now();
+    // Hashed before the lock is taken: nobody waits for argon2.
+    let new = BackupCodes::generate(count, now).map_err(Error::Refused)?;
+    store.update(|file, _| {
+        let mut file = file.cloned().ok_or_else(|| no_devices(store))?;
+        if !file.has_confirmed() && file.backup.is_none() {
+            return Err(Error::Refused(format!(
+                "{} has no confirmed device; add one with `totp-enroll add` first",
+                store.user()
+            )));
+        }
+        file.backup = Some(new.set.clone());
+        Ok(Change::Save(file, ()))
+    })?;
+    Ok(new)
+}
+
+/// The set a first confirmed device comes with: made (with
+/// [`DEFAULT_COUNT`] codes) only when the user has exactly one confirmed
+/// device and no set yet. `None`: nothing was made.
+pub fn first_backup_codes(store: &Store) -> Result<Option<NewSet>> {
+    let snap = store.read()?;
+    let wanted = |file: &DeviceFile| {
+        file.backup.is_none() && file.devices.iter().filter(|d| d.confirmed).count() == 1
+    };
+    if !snap.devices.as_ref().is_some_and(wanted) {
+        return Ok(None);
+    }
+    let new = BackupCodes::generate(DEFAULT_COUNT, snap.now).map_err(Error::Refused)?;
+    store
+        .update(|file, _| {
+            // Checked again under the lock: another enrolment may have won.
+            let Some(file) = file.filter(|f| wanted(f)) else {
+                return Ok(Change::Keep(None));
+            };
+            let mut file = file.clone();
+            file.backup = Some(new.set.clone());
+            Ok(Change::Save(file, Some(())))
+        })
+        .map(|made| made.map(|()| new))
+}
+
+/// An import: adds `device` and, when given, makes `backup` the user's set
+/// (replacing any old one), in one durable write. Refuses a taken name or
+/// a device over the limit; nothing is written then.
+pub fn import(store: &Store, device: &Device, backup: Option<&BackupCodes>) -> Result<()> {
+    store.update(|file, _| {
+        let mut file: DeviceFile = file.cloned().unwrap_or_default();
+        if file.find(&device.name).is_some() {
+            return Err(name_taken(store, &device.name));
+        }
+        file.add(device.clone()).map_err(Error::Refused)?;
+        if let Some(set) = backup {
+            file.backup = Some(set.clone());
+        }
+        Ok(Change::Save(file, ()))
+    })
+}
+
+/// Stores `set` as the user's backup codes, replacing any old set; the
+/// file must exist.
+pub fn set_backup_codes(store: &Store, set: &BackupCodes) -> Result<()> {
+    store.update(|file, _| {
+        let mut file = file.cloned().ok_or_else(|| no_devices(store))?;
+        file.backup = Some(set.clone());
+        Ok(Change::Save(file, ()))
+    })
+}
+
+/// How many backup codes the user has left; `None`: no set (or no file).
+pub fn backup_count(store: &Store) -> Result<Option<usize>> {
+    Ok(store
+        .read()?
+        .devices
+        .and_then(|f| f.backup.map(|b| b.remaining())))
 }

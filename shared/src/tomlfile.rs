@@ -56,6 +56,9 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// A string value and where it is.
+pub(crate) type Located<'d> = (&'d str, Range<usize>);
+
 /// Reads the keys of one table, tracking which were read so that any key
 /// left over is reported as unknown.
 pub(crate) struct Fields<'d, 'i> {
@@ -149,6 +152,24 @@ impl<'d, 'i> Fields<'d, 'i> {
             DeValue::String(s) => Ok(Some((s.as_ref(), span))),
             other => Err(self.type_error(key, span, "a string", other)),
         }
+    }
+
+    /// An array of strings, if present; each with its own span.
+    pub fn strings(&mut self, key: &str) -> Result<Option<Vec<Located<'d>>>> {
+        let Some((value, span)) = self.take(key) else {
+            return Ok(None);
+        };
+        let DeValue::Array(items) = value else {
+            return Err(self.type_error(key, span, "an array of strings", value));
+        };
+        items
+            .iter()
+            .map(|item| match item.get_ref() {
+                DeValue::String(s) => Ok((s.as_ref(), item.span())),
+                other => Err(self.type_error(key, item.span(), "a string", other)),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 
     /// A boolean, if present.

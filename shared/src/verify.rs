@@ -4,6 +4,7 @@
 //! no clock, no I/O. [`verify`] gives the verdict and the device's new state;
 //! [`verify_login`] applies the several-devices rule to a whole file.
 
+use crate::backup;
 use crate::device::{Device, DeviceFile};
 use crate::oath::{hotp_value, time_step};
 use crate::secret::{constant_time_eq, normalize_code};
@@ -13,13 +14,15 @@ use crate::time::Timestamp;
 pub const MAX_THROTTLE_DELAY_SECS: i64 = 3_153_600_000;
 
 /// The settings that change verification (`OTP_TOTP_SYNC`,
-/// `OTP_TOTP_THROTTLE_FACTOR`).
+/// `OTP_TOTP_THROTTLE_FACTOR`, `OTP_STATIC_THROTTLE_FACTOR`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// Learn the device's drift from accepted codes.
     pub sync: bool,
     /// Seconds of the first throttle delay; 0 never blocks.
     pub throttle_factor: u32,
+    /// The same for the backup-code set (its own factor, as in django-otp).
+    pub static_throttle_factor: u32,
 }
 
 impl Default for Policy {
@@ -27,6 +30,7 @@ impl Default for Policy {
         Policy {
             sync: true,
             throttle_factor: 1,
+            static_throttle_factor: 1,
         }
     }
 }
@@ -209,6 +213,12 @@ pub fn readiness(file: &DeviceFile, now: Timestamp, policy: &Policy) -> Readines
             Some(u) => earliest = Some(earliest.map_or(u, |e| e.min(u))),
         }
     }
+    if let Some(set) = file.confirmed_backup() {
+        match backup::throttled_until(set, now, policy) {
+            None => return Readiness::Ready,
+            Some(u) => earliest = Some(earliest.map_or(u, |e| e.min(u))),
+        }
+    }
     match earliest {
         None => Readiness::NoDevice,
         Some(until) => Readiness::AllThrottled { until },
@@ -230,6 +240,11 @@ pub enum Login {
         device: String,
         /// The device's drift after the login.
         drift: i16,
+    },
+    /// A backup code was accepted and removed from the set.
+    BackupCode {
+        /// Codes left in the set after this one.
+        remaining: usize,
     },
     /// No device accepted; each tried device recorded a failure.
     Rejected {
@@ -305,9 +320,21 @@ pub fn verify_login(
         }
         verdicts.push((index, verdict));
     }
+    // After every TOTP device: the backup-code set (DESIGN §4).
+    let backup_verdict = match try_backup(file, input, now, policy) {
+        Ok(accepted) => return accepted,
+        Err(verdict) => verdict,
+    };
     let mut next = file.clone();
     let mut tried = 0;
     let mut reason = Rejection::Malformed;
+    if let (Some(set), Some(verdict @ backup::Verdict::Rejected(r))) =
+        (file.confirmed_backup(), backup_verdict)
+    {
+        tried += 1;
+        reason = r;
+        next.backup = Some(backup::apply(set, &verdict, now));
+    }
     for (index, verdict) in &verdicts {
         if let Verdict::Rejected(r) = verdict {
             tried += 1;
@@ -320,4 +347,29 @@ pub fn verify_login(
         }
     }
     (Login::Rejected { reason, tried }, next)
+}
+
+/// The backup-code set's turn in [`verify_login`]: `Ok` with the login and
+/// the new state when a code matched (the code is removed in that state),
+/// else `Err` with the set's verdict (`None`: no confirmed set).
+fn try_backup(
+    file: &DeviceFile,
+    input: &str,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<(Login, DeviceFile), Option<backup::Verdict>> {
+    let Some(set) = file.confirmed_backup() else {
+        return Err(None);
+    };
+    let verdict = backup::check(set, input, now, policy);
+    if !matches!(verdict, backup::Verdict::Accepted { .. }) {
+        return Err(Some(verdict));
+    }
+    let updated = backup::apply(set, &verdict, now);
+    let login = Login::BackupCode {
+        remaining: updated.remaining(),
+    };
+    let mut next = file.clone();
+    next.backup = Some(updated);
+    Ok((login, next))
 }

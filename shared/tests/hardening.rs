@@ -47,7 +47,10 @@ fn state(last_t: i64) -> DeviceFile {
     );
     d.confirmed = true;
     d.last_t = last_t;
-    DeviceFile { devices: vec![d] }
+    DeviceFile {
+        devices: vec![d],
+        ..DeviceFile::default()
+    }
 }
 
 fn valid_code() -> String {
@@ -75,6 +78,7 @@ fn no_throttle() -> Policy {
     Policy {
         sync: true,
         throttle_factor: 0,
+        ..Policy::default()
     }
 }
 

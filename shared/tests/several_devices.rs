@@ -31,6 +31,7 @@ fn now() -> Timestamp {
 #[test]
 fn the_first_device_that_accepts_is_updated_and_no_other_records_a_failure() {
     let file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1), device("b", 2), device("c", 3)],
     };
     let code = code_for(&file.devices[1], now());
@@ -50,6 +51,7 @@ fn the_first_device_that_accepts_is_updated_and_no_other_records_a_failure() {
 #[test]
 fn when_no_device_accepts_every_tried_device_records_a_failure() {
     let mut file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1), device("b", 2), device("unconfirmed", 3)],
     };
     file.devices[2].confirmed = false;
@@ -72,6 +74,7 @@ fn when_no_device_accepts_every_tried_device_records_a_failure() {
 #[test]
 fn throttled_devices_are_skipped_and_untouched() {
     let mut file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1), device("b", 2)],
     };
     file.devices[0].throttling_failure_count = 3;
@@ -90,6 +93,7 @@ fn throttled_devices_are_skipped_and_untouched() {
 #[test]
 fn when_every_confirmed_device_is_throttled_nothing_changes_and_the_earliest_release_is_given() {
     let mut file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1), device("b", 2)],
     };
     file.devices[0].throttling_failure_count = 4; // 8 s
@@ -116,6 +120,7 @@ fn when_every_confirmed_device_is_throttled_nothing_changes_and_the_earliest_rel
 #[test]
 fn a_file_without_confirmed_devices_has_no_device_to_try() {
     let mut file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1)],
     };
     file.devices[0].confirmed = false;
@@ -128,6 +133,7 @@ fn a_file_without_confirmed_devices_has_no_device_to_try() {
 #[test]
 fn a_replayed_code_is_reported_as_a_replay_and_counted_as_a_failure() {
     let file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1)],
     };
     let code = code_for(&file.devices[0], now());
@@ -147,6 +153,7 @@ fn a_replayed_code_is_reported_as_a_replay_and_counted_as_a_failure() {
 #[test]
 fn a_code_with_the_wrong_length_for_every_device_is_malformed() {
     let file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1)],
     };
     let (login, _) = verify_login(&file, "12345", now(), &Policy::default());
@@ -162,6 +169,7 @@ fn a_code_with_the_wrong_length_for_every_device_is_malformed() {
 #[test]
 fn spaces_inside_a_code_are_accepted_as_apps_display_them() {
     let file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1)],
     };
     let code = code_for(&file.devices[0], now());
@@ -175,6 +183,7 @@ fn a_code_accepted_by_one_device_is_not_accepted_again_by_a_twin_with_the_same_k
     // The same secret under two names (imported twice, or added twice with
     // --key): each device keeps its own last_t, but a code is one code.
     let file = DeviceFile {
+        backup: None,
         devices: vec![device("a", 1), device("twin", 1)],
     };
     let code = code_for(&file.devices[0], now());

@@ -64,6 +64,7 @@ fn device(name: &str, last_t: i64) -> Device {
 /// One confirmed device, `phone`, whose `last_t` identifies the state.
 fn state(last_t: i64) -> DeviceFile {
     DeviceFile {
+        backup: None,
         devices: vec![device("phone", last_t)],
     }
 }
@@ -98,6 +99,7 @@ fn no_throttle() -> Policy {
     Policy {
         sync: true,
         throttle_factor: 0,
+        ..Policy::default()
     }
 }
 
@@ -185,6 +187,7 @@ fn attempt(
 fn describe(result: &Result<Login, Error>) -> String {
     match result {
         Ok(Login::Accepted { .. }) => "accepted".into(),
+        Ok(Login::BackupCode { .. }) => "accepted-backup".into(),
         Ok(Login::Rejected { reason, .. }) => match reason {
             Rejection::Wrong => "rejected-wrong".into(),
             Rejection::Replayed => "rejected-replayed".into(),
@@ -252,6 +255,7 @@ fn child_main(role: &str) {
             let policy = Policy {
                 sync: true,
                 throttle_factor: env("STORE_FACTOR").parse().unwrap(),
+                ..Policy::default()
             };
             let result = attempt(&spec, USER, &env("STORE_CODE"), now(), &policy, PATIENT);
             report(&describe(&result));

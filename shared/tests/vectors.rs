@@ -137,6 +137,7 @@ fn every_django_verify_scenario_is_reproduced_event_by_event() {
         let policy = Policy {
             sync: s["settings"]["OTP_TOTP_SYNC"].as_bool().unwrap(),
             throttle_factor: s["settings"]["OTP_TOTP_THROTTLE_FACTOR"].as_u64().unwrap() as u32,
+            ..Policy::default()
         };
         let mut device = django_device(&s["initial"]);
         for e in s["events"].as_array().unwrap() {
@@ -163,6 +164,7 @@ fn every_django_verify_scenario_is_reproduced_event_by_event() {
             // "Device reloaded from DB before every event": the state goes
             // through the file format between events, as it does at login.
             let text = DeviceFile {
+                backup: None,
                 devices: vec![next],
             }
             .to_toml("alice");

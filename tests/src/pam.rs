@@ -680,8 +680,15 @@ impl DeviceDir {
     /// Writes `user`'s device file (mode 0600) with `devices`.
     pub fn write(&self, user: &str, devices: &[Device]) -> Result<()> {
         let file = DeviceFile {
+            backup: None,
             devices: devices.to_vec(),
         };
+        self.write_text(user, &file.to_toml(user), 0o600)
+    }
+
+    /// Writes `user`'s device file (mode 0600) with `file` (devices and
+    /// backup codes).
+    pub fn write_file(&self, user: &str, file: &DeviceFile) -> Result<()> {
         self.write_text(user, &file.to_toml(user), 0o600)
     }
 

@@ -157,13 +157,17 @@ fn a_device_enrolled_and_confirmed_with_totp_enroll_logs_in_through_libpam() {
     assert!(!devices.read("root").unwrap().devices[0].confirmed);
     // Confirmed with the app's current code, under the module's rules.
     let now = Timestamp::now().secs_floor();
-    let confirmed = json(&enroll(
+    let out = enroll(
         &[
             "confirm", "default", "--json", "--path", file_s, "--config", settings_s,
         ],
         &format!("{}\n", code_at(&d, now)),
-    ));
+    );
+    let mut lines = out.lines();
+    let confirmed = json(lines.next().unwrap());
     assert_eq!(confirmed["confirmed"], true);
+    // The first confirmed device comes with its backup codes.
+    assert_eq!(json(lines.next().unwrap())["count"], 10);
 
     // The next step's code logs in (tolerance 1) ...
     let next = code_at(&d, now + 30);
@@ -235,4 +239,99 @@ fn root_enrolls_a_user_and_the_user_logs_in_with_the_file_in_their_home() {
     );
     let r = json(&listed);
     assert_eq!(r["last_t"].as_i64().unwrap(), now / 30);
+}
+
+/// A google-authenticator file's scratch codes, imported by totp-enroll,
+/// log in through libpam once each (issue 12); a backup code from
+/// `backup-codes --json` too, and the module says how many are left.
+#[test]
+fn imported_scratch_codes_and_new_backup_codes_log_in_once_each_through_libpam() {
+    if !skip_unless_root("imported_scratch_codes_and_new_backup_codes_log_in_once_each") {
+        return;
+    }
+    let services = Services::new().unwrap();
+    let devices = DeviceDir::new().unwrap();
+    let settings = empty_settings(devices.dir());
+    let file = devices.file("root");
+    let (file_s, settings_s) = (file.to_str().unwrap(), settings.to_str().unwrap());
+    services
+        .probe(
+            "totp",
+            &module().unwrap(),
+            &format!("{} config={}", devices.path_arg(), settings.display()),
+        )
+        .unwrap();
+    let ga = devices.dir().join("google_authenticator");
+    let scratch = ["11223344", "55667788", "99001122"];
+    fs::write(
+        &ga,
+        format!(
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n\" WINDOW_SIZE 3\n\" TOTP_AUTH\n{}\n",
+            scratch.join("\n")
+        ),
+    )
+    .unwrap();
+    enroll(
+        &[
+            "import-google-authenticator",
+            ga.to_str().unwrap(),
+            "--path",
+            file_s,
+            "--config",
+            settings_s,
+        ],
+        "",
+    );
+    let text = devices.text("root").unwrap();
+    for (i, code) in scratch.iter().enumerate() {
+        assert!(!text.contains(code), "scratch code in clear");
+        let run = Pamtester::new(&services, "totp", "root")
+            .answers(&[code])
+            .run()
+            .unwrap();
+        assert_eq!(run.result, PamResult::Success, "{code}: {run}");
+        let left = scratch.len() - 1 - i;
+        let noun = if left == 1 { "code" } else { "codes" };
+        assert!(
+            run.stdout.contains(&format!("{left} backup {noun} left")),
+            "{run}"
+        );
+        // The throttle of the set (factor 1) is clear again after a success,
+        // so the refusal below is about reuse, not about waiting.
+        let run = Pamtester::new(&services, "totp", "root")
+            .answers(&[code])
+            .run()
+            .unwrap();
+        assert_eq!(run.result, PamResult::AuthErr, "{code} twice: {run}");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+
+    let out = enroll(
+        &[
+            "backup-codes",
+            "--json",
+            "--count",
+            "2",
+            "--path",
+            file_s,
+            "--config",
+            settings_s,
+        ],
+        "",
+    );
+    let record = json(&out);
+    let code = record["codes"][1].as_str().unwrap().to_owned();
+    let run = Pamtester::new(&services, "totp", "root")
+        .answers(&[&code])
+        .run()
+        .unwrap();
+    assert_eq!(run.result, PamResult::Success, "{run}");
+    assert!(run.stdout.contains("1 backup code left"), "{run}");
+    assert!(run.stdout.contains("running out"), "{run}");
+    assert!(
+        run.log_text()
+            .contains("accepted: user root, backup code, 1 left"),
+        "{run}"
+    );
+    assert!(!run.log_text().to_lowercase().contains(&code.to_lowercase()));
 }

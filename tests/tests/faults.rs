@@ -116,6 +116,7 @@ impl Fixture {
             .save(
                 &DeviceFile {
                     devices: vec![self.start.clone()],
+                    ..DeviceFile::default()
                 },
                 USER,
             )

@@ -93,6 +93,7 @@ fn finding_1_a_file_size_limit_cannot_make_a_wrong_code_go_uncounted() {
     let d = used_device();
     let start = DeviceFile {
         devices: vec![d.clone()],
+        ..DeviceFile::default()
     }
     .to_toml(USER);
     let base = start.len();

@@ -62,6 +62,9 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
     ))?;
     confirm_loop(ctx, name, true)?;
     print(&format!("Device `{name}` is confirmed.\n"))?;
+    if !a.no_backup_codes {
+        give_first_set(ctx)?;
+    }
     Ok(())
 }
 

@@ -28,9 +28,11 @@ pub fn confirm(ctx: &Ctx, a: &ConfirmArgs) -> Result<()> {
     let device = confirm_loop(ctx, &a.name, interactive)?;
     if ctx.json {
         // The state, not the secret: confirming is not a setup step.
-        return print_device_json(ctx, &device, None, Some(Timestamp::now()));
+        print_device_json(ctx, &device, None, Some(Timestamp::now()))?;
+    } else {
+        print(&format!("Device `{}` is confirmed.\n", a.name))?;
     }
-    print(&format!("Device `{}` is confirmed.\n", a.name))
+    give_first_set(ctx)
 }
 
 /// Reads codes from stdin until one confirms the device `name` (under the

@@ -1,6 +1,7 @@
 //! `import-google-authenticator [FILE]`.
 
 use super::*;
+use shared::backup::BackupCodes;
 
 /// `import-google-authenticator [FILE]`.
 pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
@@ -21,13 +22,19 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
     device.confirmed = true;
     device.last_t = ga.last_t.unwrap_or(-1);
 
+    // Hashed before anything is written (a bad code refuses the import).
+    let scratch: Vec<&str> = ga.scratch.iter().map(|c| c.as_str()).collect();
+    let set = (!scratch.is_empty())
+        .then(|| BackupCodes::from_scratch_codes(&scratch, Timestamp::now()))
+        .transpose()
+        .map_err(|m| Error::Refused(format!("{}: not imported: {m}", path.display())))?;
+
     refuse_taken(ctx, name)?;
-    manage::add(&ctx.store, &device)?;
+    manage::import(&ctx.store, &device, set.as_ref())?;
     warn_weak_key(&ga.secret);
-    if ga.scratch_codes > 0 {
+    if ga.scratch_codes > 0 && !ctx.json {
         note(&format!(
-            "{} scratch codes were not imported: pam-totp has no backup codes yet, so they stop \
-             working once pam_google_authenticator is taken out of the PAM stack",
+            "{} scratch codes became your backup codes: each works once at the code prompt",
             ga.scratch_codes
         ));
     }
@@ -39,14 +46,14 @@ pub fn import_google(ctx: &Ctx, a: &ImportArgs) -> Result<()> {
         struct Imported<'a> {
             #[serde(flatten)]
             device: DeviceJson<'a>,
-            scratch_codes_not_imported: usize,
+            backup_codes_imported: usize,
         }
         let url = ctx.url(&device, &Default::default());
         let b32 = device.key.to_base32();
         let hex = device.key.to_hex();
         return print_json(&Imported {
             device: device_json(ctx, &device, Some(&url), Some((&b32, &hex)), None),
-            scratch_codes_not_imported: ga.scratch_codes,
+            backup_codes_imported: set.as_ref().map_or(0, |s| s.remaining()),
         });
     }
     print(&format!(

@@ -10,9 +10,12 @@ pub fn list(ctx: &Ctx) -> Result<()> {
         for d in &file.devices {
             print_device_json(ctx, d, None, Some(now))?;
         }
+        if let Some(set) = &file.backup {
+            print_json(&backup_line(ctx, set, now))?;
+        }
         return Ok(());
     }
-    if file.devices.is_empty() {
+    if file.devices.is_empty() && file.backup.is_none() {
         return print(&format!(
             "{} has no devices ({}).\nAdd one with `totp-enroll add`.\n",
             ctx.user.name, ctx.store
@@ -64,6 +67,9 @@ pub fn list(ctx: &Ctx) -> Result<()> {
         }
         text.push_str(line.trim_end());
         text.push('\n');
+    }
+    if let Some(set) = &file.backup {
+        text.push_str(&backup_line(ctx, set, now).sentence());
     }
     print(&text)
 }

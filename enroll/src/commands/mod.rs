@@ -4,6 +4,7 @@
 //! file holds what several of them use.
 
 mod add;
+mod backup;
 mod batch;
 mod confirm;
 mod import;
@@ -12,6 +13,8 @@ mod remove;
 
 pub use add::add;
 use add::PendingImages;
+pub use backup::backup_codes;
+use backup::{backup_line, give_first_set};
 pub use batch::batch;
 pub use confirm::confirm;
 use confirm::confirm_loop;
@@ -35,7 +38,7 @@ use shared::verify::Rejection;
 use shared::Timestamp;
 
 use crate::cli::{
-    AddArgs, BatchArgs, ConfirmArgs, ImportArgs, NameArg, QrArgs, QrStyle, ShowArgs,
+    AddArgs, BackupArgs, BatchArgs, ConfirmArgs, ImportArgs, NameArg, QrArgs, QrStyle, ShowArgs,
     DEFAULT_IMPORT_NAME, DEFAULT_NAME,
 };
 use crate::context::{self, Ctx};

@@ -774,7 +774,7 @@ fn same_devices(a: &DeviceFile, b: &DeviceFile) -> bool {
 /// Capped at [`MAX_FILE_SIZE`].
 ///
 /// Every state field a login can change is set to its widest here; a new
-/// state field (e.g. of backup codes) must be added, or a success and a
+/// state field must be added here, or a success and a
 /// failure could differ in size again (`finding_1_…` and the fault matrix
 /// would not see it; `a_login_writes_the_same_number_of_bytes_whatever_its_outcome`
 /// in `shared/tests/hardening.rs` would).
@@ -788,6 +788,12 @@ pub fn padded_len(devices: &DeviceFile, user: &str) -> usize {
         d.last_used_at = Some(widest_time);
         d.throttling_failure_count = u32::MAX;
         d.throttling_failure_timestamp = Some(widest_time);
+    }
+    if let Some(b) = &mut widest.backup {
+        // A login only ever removes codes: the set as it is is the widest.
+        b.last_used_at = Some(widest_time);
+        b.throttling_failure_count = u32::MAX;
+        b.throttling_failure_timestamp = Some(widest_time);
     }
     widest.to_toml(user).len().min(MAX_FILE_SIZE as usize)
 }
