@@ -65,6 +65,19 @@ pub trait Host {
     fn log(&mut self, level: Level, message: &str);
     /// True under `PAM_SILENT`: no informational or error messages.
     fn silent(&self) -> bool;
+    /// An informational message (`PAM_TEXT_INFO`); it asks for nothing and
+    /// a failure to show it changes nothing. Callers check [`Host::silent`].
+    fn info(&mut self, text: &str);
+    /// The service name and the remote host (`PAM_SERVICE`, `PAM_RHOST`)
+    /// as the application set them, for refusal log lines.
+    fn origin(&mut self) -> (Option<String>, Option<String>);
+    /// Records for the rest of this PAM transaction that a code was
+    /// accepted for `key` (user and device file; module data
+    /// `pam_totp.accepted`).
+    fn remember_acceptance(&mut self, key: &str);
+    /// Whether an earlier `pam_totp.so` line of this PAM transaction
+    /// accepted a code for `key`.
+    fn accepted_before(&mut self, key: &str) -> bool;
 }
 
 /// How an authentication that ran to its end turned out.
@@ -94,6 +107,9 @@ pub enum Outcome {
     },
     /// The user is not in the password database (prompted anyway).
     UnknownUser,
+    /// An earlier `pam_totp.so` line of the same PAM transaction accepted a
+    /// code for this user and device file: not asked again (issue 14).
+    AcceptedEarlier,
 }
 
 /// Why an authentication could not be decided.
@@ -124,7 +140,7 @@ impl fmt::Display for Error {
 /// The one mapping from results to PAM return codes (docs/design.md §6 table).
 pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
     match result {
-        Ok(Outcome::Accepted { .. }) => code::PAM_SUCCESS,
+        Ok(Outcome::Accepted { .. } | Outcome::AcceptedEarlier) => code::PAM_SUCCESS,
         Ok(Outcome::Rejected(_) | Outcome::NotEnrolled | Outcome::NoToken) => code::PAM_AUTH_ERR,
         Ok(Outcome::Skipped) => code::PAM_IGNORE,
         Ok(Outcome::Throttled { .. }) => code::PAM_MAXTRIES,
@@ -187,6 +203,16 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             if cfg.debug {
                 debug_config(host, &args, &store, &cfg.policy, &name);
             }
+            if host.accepted_before(&acceptance_key(&name, &store)) {
+                host.log(
+                    Level::Info,
+                    &format!(
+                        "accepted: user {name}, a code was accepted earlier in this PAM \
+                         transaction for {store}; not asked again"
+                    ),
+                );
+                return Ok(Outcome::AcceptedEarlier);
+            }
             match login::prepare(&store, &cfg.policy).map_err(Error::Unavailable)? {
                 Prepared::Ready { digits } => (Target::Ready(store), digits),
                 Prepared::AllThrottled { until, now } => {
@@ -210,7 +236,7 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             return Ok(refuse(host, &target, &name, Outcome::NoToken));
         };
         let outcome = match &target {
-            Target::Ready(store) => attempt(host, store, &name, &code, &cfg.policy)?,
+            Target::Ready(store) => attempt(host, store, &name, &code, &cfg)?,
             Target::Unknown => Outcome::UnknownUser,
             Target::NotEnrolled(_) => Outcome::NotEnrolled,
         };
@@ -243,20 +269,17 @@ fn load_settings(args: &Args) -> Result<Settings, Error> {
 fn refuse(host: &mut dyn Host, target: &Target, name: &str, outcome: Outcome) -> Outcome {
     match target {
         Target::Unknown => {
-            host.log(Level::Notice, "unknown user");
+            refusal(host, "unknown user");
             Outcome::UnknownUser
         }
         Target::NotEnrolled(store) => {
-            host.log(
-                Level::Notice,
-                &format!("{}; refused", not_enrolled(name, store)),
-            );
+            refusal(host, &format!("{}; refused", not_enrolled(name, store)));
             Outcome::NotEnrolled
         }
         Target::Ready(_) => {
             if outcome == Outcome::NoToken {
-                host.log(
-                    Level::Notice,
+                refusal(
+                    host,
                     &format!(
                         "use_first_pass: no PAM_AUTHTOK from an earlier module for user {name}"
                     ),
@@ -359,8 +382,9 @@ fn attempt(
     store: &Store,
     name: &str,
     code: &Answer,
-    policy: &Policy,
+    cfg: &Resolved,
 ) -> Result<Outcome, Error> {
+    let policy = &cfg.policy;
     let done = login::attempt(store, code.expose(), policy).map_err(Error::Unavailable)?;
     Ok(match done.login {
         Login::Accepted {
@@ -373,6 +397,7 @@ fn attempt(
                 Level::Info,
                 &format!("accepted: user {name}, device {device}, offset {offset}, drift {drift}"),
             );
+            host.remember_acceptance(&acceptance_key(name, store));
             Outcome::Accepted { device, drift }
         }
         Login::Rejected { reason, tried } => {
@@ -381,16 +406,21 @@ fn attempt(
                 Rejection::Wrong => "wrong code",
                 Rejection::Malformed => "malformed code",
             };
-            host.log(
-                Level::Notice,
+            refusal(
+                host,
                 &format!("rejected: user {name}, {why}, {tried} device(s) tried"),
             );
+            match reason {
+                Rejection::Wrong => diagnose(host, store, name, code),
+                Rejection::Replayed => tell_replayed(host, cfg),
+                Rejection::Malformed => {}
+            }
             Outcome::Rejected(reason)
         }
         Login::AllThrottled { until } => throttled(host, name, until, done.now),
         Login::NoDevice => {
-            host.log(
-                Level::Notice,
+            refusal(
+                host,
                 &format!("user {name}: the device file went away during the login; refused"),
             );
             Outcome::NotEnrolled
@@ -402,8 +432,8 @@ fn attempt(
 fn throttled(host: &mut dyn Host, name: &str, until: Timestamp, now: Timestamp) -> Outcome {
     let micros = until.micros_since(now).max(0);
     let secs = (micros + 999_999) / 1_000_000;
-    host.log(
-        Level::Notice,
+    refusal(
+        host,
         &format!("throttled: user {name}, too many failures, every device blocked until {until}"),
     );
     if !host.silent() {
@@ -415,6 +445,74 @@ fn throttled(host: &mut dyn Host, name: &str, until: Timestamp, now: Timestamp) 
     }
     Outcome::Throttled { until }
 }
+
+/// The module data key of an acceptance: the user and the device file, so
+/// that a later line reading another file (another `path=`) still asks.
+fn acceptance_key(name: &str, store: &Store) -> String {
+    format!("{name}\n{store}")
+}
+
+/// A refusal's log line (notice), ending in the one stable format fail2ban
+/// filters match (packaging/fail2ban/): `; service=NAME rhost=HOST`, with
+/// `-` for an item the application did not set. Values are cut at the
+/// first space or control character, so that no client can forge the tail.
+fn refusal(host: &mut dyn Host, text: &str) {
+    let (service, rhost) = host.origin();
+    host.log(
+        Level::Notice,
+        &format!(
+            "{text}; service={} rhost={}",
+            log_word(service.as_deref()),
+            log_word(rhost.as_deref())
+        ),
+    );
+}
+
+/// A value for a `key=value` log field: up to the first space, `=`, `;` or
+/// control character, at most 255 bytes; `-` when absent or empty.
+fn log_word(value: Option<&str>) -> String {
+    let word: String = value
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !c.is_control() && *c != ';' && *c != '=')
+        .take(255)
+        .collect();
+    if word.is_empty() {
+        "-".to_owned()
+    } else {
+        word
+    }
+}
+
+/// A wrong code that a device shows a few steps away from now: the log
+/// says how far its clock seems off (docs/design.md §4: diagnosis only,
+/// never accepted). Read without the lock, after the refusal was saved.
+fn diagnose(host: &mut dyn Host, store: &Store, name: &str, code: &Answer) {
+    let Ok(snap) = store.read() else {
+        return;
+    };
+    if let Some(file) = snap.devices {
+        if let Some(why) = login::diagnose(&file, code.expose(), snap.now) {
+            host.log(Level::Notice, &format!("clock skew? user {name}, {why}"));
+        }
+    }
+}
+
+/// Tells the user that the code was right but used already (the first
+/// login after enrolling with the code on screen). Only when the module
+/// runs after the first factor: with `forward_pass` the code is checked
+/// before the password, and the message would tell a stranger that the
+/// user is enrolled (docs/design.md §6 "Before the first factor").
+fn tell_replayed(host: &mut dyn Host, cfg: &Resolved) {
+    if host.silent() || cfg.forward_pass {
+        return;
+    }
+    host.info(REPLAYED_INFO);
+}
+
+/// What the user is told about a replayed code.
+pub const REPLAYED_INFO: &str =
+    "That code was used already: each code works once. Wait for the next code and try again.";
 
 fn debug_config(host: &mut dyn Host, args: &Args, store: &Store, policy: &Policy, name: &str) {
     let config = args.config.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG));
@@ -444,6 +542,8 @@ mod tests {
         authtok: Option<String>,
         set: Vec<String>,
         logs: Vec<String>,
+        infos: Vec<String>,
+        accepted: Vec<String>,
     }
 
     impl Host for Mock {
@@ -472,6 +572,18 @@ mod tests {
         }
         fn silent(&self) -> bool {
             false
+        }
+        fn info(&mut self, text: &str) {
+            self.infos.push(text.to_owned());
+        }
+        fn origin(&mut self) -> (Option<String>, Option<String>) {
+            (Some("sshd".into()), Some("192.0.2.7 x".into()))
+        }
+        fn remember_acceptance(&mut self, key: &str) {
+            self.accepted.push(key.to_owned());
+        }
+        fn accepted_before(&mut self, key: &str) -> bool {
+            self.accepted.iter().any(|k| k == key)
         }
     }
 
@@ -636,6 +748,41 @@ mod tests {
             until: Timestamp::from_secs(1),
         });
         assert_eq!(pam_code(&r), code::PAM_MAXTRIES);
+    }
+
+    #[test]
+    fn an_acceptance_earlier_in_the_transaction_is_pam_success() {
+        assert_eq!(pam_code(&Ok(Outcome::AcceptedEarlier)), code::PAM_SUCCESS);
+    }
+
+    #[test]
+    fn refusal_lines_end_in_service_and_rhost_and_a_client_cannot_forge_the_tail() {
+        let mut host = Mock::default();
+        refusal(
+            &mut host,
+            "rejected: user alice, wrong code, 1 device(s) tried",
+        );
+        assert_eq!(
+            host.logs,
+            ["rejected: user alice, wrong code, 1 device(s) tried; service=sshd rhost=192.0.2.7"]
+        );
+        assert_eq!(log_word(None), "-");
+        assert_eq!(log_word(Some("")), "-");
+        assert_eq!(log_word(Some("h;rhost=1.2.3.4")), "h");
+        assert_eq!(log_word(Some("a\nb")), "a");
+    }
+
+    #[test]
+    fn a_replayed_code_is_told_unless_silent_or_before_the_first_factor() {
+        let mut host = Mock::default();
+        tell_replayed(&mut host, &args(&[]));
+        assert_eq!(host.infos, [REPLAYED_INFO]);
+        let mut host = Mock::default();
+        tell_replayed(&mut host, &args(&["forward_pass"]));
+        assert!(
+            host.infos.is_empty(),
+            "forward_pass checks before the password"
+        );
     }
 
     #[test]

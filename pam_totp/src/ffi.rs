@@ -26,7 +26,7 @@ use crate::code;
 use crate::sys::{
     pam_get_data, pam_get_item, pam_get_user, pam_set_data, pam_set_item, pam_syslog, PamConv,
     PamHandle, PamMessage, PamResponse, PAM_AUTHTOK, PAM_CONV, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF,
-    PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO,
+    PAM_PROMPT_ECHO_ON, PAM_RHOST, PAM_SERVICE, PAM_SILENT, PAM_TEXT_INFO,
 };
 
 /// Authentication: the module's job.
@@ -448,7 +448,35 @@ impl Host for LibPam {
     fn silent(&self) -> bool {
         self.silent
     }
+
+    fn info(&mut self, text: &str) {
+        // A message that cannot be shown changes nothing about the result.
+        let _ = self.text_info(text);
+    }
+
+    fn origin(&mut self) -> (Option<String>, Option<String>) {
+        let text = |item: Result<Option<Answer>, c_int>| {
+            item.ok().flatten().map(|a| a.expose().to_owned())
+        };
+        let service = text(self.string_item(PAM_SERVICE));
+        let rhost = text(self.string_item(PAM_RHOST));
+        (service, rhost)
+    }
+
+    fn remember_acceptance(&mut self, key: &str) {
+        // Not kept: a later pam_totp.so line asks again, which is safe.
+        let _ = self.set_data(ACCEPTED, Box::from(key.as_bytes()));
+    }
+
+    fn accepted_before(&mut self, key: &str) -> bool {
+        self.get_data(ACCEPTED)
+            .is_some_and(|value| value == key.as_bytes())
+    }
 }
+
+/// Module data: the user and device file a code was accepted for in this
+/// PAM transaction (see [`auth::Host::accepted_before`]).
+const ACCEPTED: &CStr = c"pam_totp.accepted";
 
 #[cfg(test)]
 mod tests {

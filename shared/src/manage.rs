@@ -190,8 +190,10 @@ pub struct Settable {
 /// Returns the device as stored.
 pub fn set(store: &Store, name: &str, change: &Settable) -> Result<Device> {
     if let Some(t) = change.tolerance {
-        let mut params = crate::device::Params::default();
-        params.tolerance = t;
+        let params = crate::device::Params {
+            tolerance: t,
+            ..crate::device::Params::default()
+        };
         params
             .validate()
             .map_err(|m| Error::Usage(format!("--{m}")))?;
