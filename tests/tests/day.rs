@@ -288,7 +288,7 @@ fn trusted_network_stack(f: &Fixture, access: &Path) -> String {
             out.push_str(line);
             if line.contains(&*f.module.to_string_lossy()) {
                 out.push_str(&format!(
-                    " {} config={}",
+                    " throttle_factor=0 {} config={}",
                     f.devices.path_arg(),
                     f.devices.settings().unwrap().display()
                 ));
@@ -340,7 +340,17 @@ fn the_pam_auth_update_profile_and_the_sudo_line_together_ask_once_through_sudo(
     assert!(common.contains(marker), "stock Debian common-auth expected");
     let common = common.replace(marker, &format!("{marker}\n{additional}"));
     let sudo = pam_stack(&example("pam.d-sudo").unwrap(), &module, &[]).unwrap();
-    let stack = sudo.replace("@include common-auth", &common);
+    let stack: String = sudo
+        .lines()
+        .map(|l| {
+            if l.trim() == "@include common-auth" {
+                common.clone()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    eprintln!("--- the sudo stack:\n{stack}");
     let user = TestUser::create("totpe2e-day-twice").unwrap();
     let d = SysDevice::random("phone").unwrap();
     user.write_devices(std::slice::from_ref(&d)).unwrap();
