@@ -689,6 +689,19 @@ impl Sshd {
         answers: &[&str],
         command: &str,
     ) -> Result<Session> {
+        self.login_prompts(user, key, answers, command, 1)
+    }
+
+    /// [`Sshd::login`] with the client's `NumberOfPasswordPrompts` (its
+    /// default is 3: how often it restarts keyboard-interactive).
+    pub fn login_prompts(
+        &self,
+        user: &TestUser,
+        key: Option<&ClientKey>,
+        answers: &[&str],
+        command: &str,
+        prompts: u32,
+    ) -> Result<Session> {
         let mut argv: Vec<String> = vec![
             "ssh".into(),
             "-F".into(),
@@ -700,7 +713,7 @@ impl Sshd {
             "-o".into(),
             "StrictHostKeyChecking=yes".into(),
             "-o".into(),
-            "NumberOfPasswordPrompts=1".into(),
+            format!("NumberOfPasswordPrompts={prompts}"),
             "-o".into(),
             "ConnectTimeout=10".into(),
         ];

@@ -381,3 +381,40 @@ fn forward_pass_denies_a_replayed_code() {
     let second = l.ssh(&[&answer]);
     assert!(!l.logged_in(&second), "replay: {}", l.explain(&second));
 }
+
+/// Issue 14, item 6: a throttled user in the password-then-code setup, with
+/// the client's default of 3 keyboard-interactive rounds. What the user
+/// sees is printed; whatever is typed, nobody gets in.
+#[test]
+fn a_throttled_password_then_code_login_never_gets_in_whatever_the_client_retries() {
+    if !skip_unless_root("a_throttled_password_then_code_login_never_gets_in") {
+        return;
+    }
+    let l = setup(
+        "pw-throttle",
+        &Setup::PasswordThenCode,
+        true,
+        &["throttle_factor=600"],
+    );
+    let s = l.ssh(&[&l.user.password, &l.wrong_code()]);
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    let answers = [
+        l.user.password.clone(),
+        l.code(),
+        l.user.password.clone(),
+        l.code(),
+        l.user.password.clone(),
+        l.code(),
+    ];
+    let answers: Vec<&str> = answers.iter().map(String::as_str).collect();
+    let s = l
+        .sshd
+        .login_prompts(&l.user, None, &answers, REMOTE, 3)
+        .unwrap();
+    eprintln!(
+        "--- throttled, password then code, NumberOfPasswordPrompts=3; the user saw:\n{}\n({} prompts, exit {:?})",
+        s.transcript, s.prompts, s.exit
+    );
+    assert!(!l.logged_in(&s), "{}", l.explain(&s));
+    assert!(shows_wait_message(&s.transcript), "{}", l.explain(&s));
+}
