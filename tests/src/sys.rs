@@ -702,6 +702,20 @@ impl Sshd {
         command: &str,
         prompts: u32,
     ) -> Result<Session> {
+        self.login_methods(user, key, answers, command, prompts, "keyboard-interactive")
+    }
+
+    /// [`Sshd::login_prompts`] without a key, offering `methods`
+    /// (`PreferredAuthentications`, e.g. "keyboard-interactive,password").
+    pub fn login_methods(
+        &self,
+        user: &TestUser,
+        key: Option<&ClientKey>,
+        answers: &[&str],
+        command: &str,
+        prompts: u32,
+        methods: &str,
+    ) -> Result<Session> {
         let mut argv: Vec<String> = vec![
             "ssh".into(),
             "-F".into(),
@@ -733,7 +747,7 @@ impl Sshd {
                     "-o".into(),
                     "PubkeyAuthentication=no".into(),
                     "-o".into(),
-                    "PreferredAuthentications=keyboard-interactive".into(),
+                    format!("PreferredAuthentications={methods}"),
                 ]);
             }
         }
