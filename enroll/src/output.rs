@@ -174,7 +174,11 @@ pub fn print_json<T: Serialize>(record: &T) -> Result<()> {
     let mut line = serde_json::to_string(record)
         .map_err(|e| crate::error::Error::Output(io::Error::other(e)))?;
     line.push('\n');
-    print(&line)
+    // Data, not prose: never rewritten by `for_user`.
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 /// A note for the person at the terminal, on stderr (keeps stdout for data).
