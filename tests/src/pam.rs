@@ -435,6 +435,7 @@ pub struct Pamtester<'a> {
     answers: Vec<String>,
     at: Option<FakeTime>,
     env: Vec<(String, String)>,
+    extra: Vec<String>,
 }
 
 impl<'a> Pamtester<'a> {
@@ -448,6 +449,7 @@ impl<'a> Pamtester<'a> {
             answers: Vec::new(),
             at: None,
             env: Vec::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -470,6 +472,13 @@ impl<'a> Pamtester<'a> {
         self
     }
 
+    /// A further operation on the same PAM handle, run after the first
+    /// (pamtester runs its operations in order on one handle).
+    pub fn extra_operation(mut self, op: &str) -> Self {
+        self.extra.push(op.to_owned());
+        self
+    }
+
     /// An extra environment variable for the pamtester process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -481,6 +490,7 @@ impl<'a> Pamtester<'a> {
         let mut preload = PAM_WRAPPER.to_owned();
         let mut cmd = Command::new("pamtester");
         cmd.args([&self.service, &self.user, &self.operation])
+            .args(&self.extra)
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", self.services.dir())
             .env("PAM_WRAPPER_DEBUGLEVEL", "3")

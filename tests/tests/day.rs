@@ -97,6 +97,41 @@ fn a_second_pam_totp_line_after_an_accepted_code_succeeds_without_asking() {
     assert_eq!(again.result, PamResult::AuthErr, "{again}");
 }
 
+/// An application that keeps one PAM handle and authenticates again (a
+/// screen locker does) must be asked again: an acceptance counts only for
+/// the rest of the pass it was made in, not for the next
+/// `pam_authenticate` on the handle.
+#[test]
+fn a_second_authentication_on_the_same_handle_asks_for_a_code_again() {
+    if !skip_unless_root("a_second_authentication_on_the_same_handle_asks_again") {
+        return;
+    }
+    let f = Fixture::new();
+    let stack = format!(
+        "{}{}",
+        f.line("[success=ok default=ignore]", "nullok throttle_factor=0"),
+        f.line("required", "throttle_factor=0")
+    );
+    f.services.add("relock", &stack).unwrap();
+    let d = f.enroll();
+    let wrong = wrong_code(&d);
+    // pamtester runs both operations on one handle.
+    let run = Pamtester::new(&f.services, "relock", USER)
+        .operation("authenticate")
+        .extra_operation("authenticate")
+        .answers(&[&code_now(&d), &wrong, &wrong])
+        .run()
+        .unwrap();
+    eprintln!("--- two pam_authenticate calls on one handle:\n{run}");
+    assert_eq!(
+        run.stdout.matches("successfully authenticated").count()
+            + run.stderr.matches("successfully authenticated").count(),
+        1,
+        "only the first call succeeds: {run}"
+    );
+    assert_eq!(run.prompts(PROMPT), 3, "asked once, then twice: {run}");
+}
+
 #[test]
 fn a_second_line_reading_another_device_file_still_asks() {
     if !skip_unless_root("a_second_line_reading_another_device_file_still_asks") {
