@@ -71,13 +71,11 @@ pub trait Host {
     /// The service name and the remote host (`PAM_SERVICE`, `PAM_RHOST`)
     /// as the application set them, for refusal log lines.
     fn origin(&mut self) -> (Option<String>, Option<String>);
-    /// Records for the rest of this PAM transaction that a code was
-    /// accepted for `key` (user and device file; module data
-    /// `pam_totp.accepted`).
-    fn remember_acceptance(&mut self, key: &str);
-    /// Whether an earlier `pam_totp.so` line of this PAM transaction
-    /// accepted a code for `key`.
-    fn accepted_before(&mut self, key: &str) -> bool;
+    /// The acceptance record an earlier `pam_totp.so` line of this PAM
+    /// transaction kept (module data `pam_totp.accepted`), if any.
+    fn acceptance(&mut self) -> Option<String>;
+    /// Replaces the acceptance record (an empty one clears it).
+    fn set_acceptance(&mut self, record: &str);
 }
 
 /// How an authentication that ran to its end turned out.
@@ -185,6 +183,7 @@ enum Target {
 
 /// The decision, without the final log of errors.
 pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Error> {
+    let raw = args;
     let args = Args::parse(args.iter().copied()).map_err(Error::Args)?;
     #[cfg(feature = "test-panic")]
     if args.test_panic {
@@ -203,15 +202,22 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             if cfg.debug {
                 debug_config(host, &args, &store, &cfg.policy, &name);
             }
-            if host.accepted_before(&acceptance_key(&name, &store)) {
-                host.log(
-                    Level::Info,
-                    &format!(
-                        "accepted: user {name}, a code was accepted earlier in this PAM \
-                         transaction for {store}; not asked again"
-                    ),
-                );
-                return Ok(Outcome::AcceptedEarlier);
+            let this = Acceptance::new(args_line(raw), &name, &store, Timestamp::now());
+            match earlier(host.acceptance().as_deref(), &this) {
+                Earlier::Accepted => {
+                    host.log(
+                        Level::Info,
+                        &format!(
+                            "accepted: user {name}, a code was accepted earlier in this PAM \
+                             transaction for {store}; not asked again"
+                        ),
+                    );
+                    return Ok(Outcome::AcceptedEarlier);
+                }
+                // This very line accepted before: a new pass on the same
+                // handle. Its old acceptance must not carry a later line.
+                Earlier::NewPass => host.set_acceptance(""),
+                Earlier::None => {}
             }
             match login::prepare(&store, &cfg.policy).map_err(Error::Unavailable)? {
                 Prepared::Ready { digits } => (Target::Ready(store), digits),
@@ -236,7 +242,7 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             return Ok(refuse(host, &target, &name, Outcome::NoToken));
         };
         let outcome = match &target {
-            Target::Ready(store) => attempt(host, store, &name, &code, &cfg)?,
+            Target::Ready(store) => attempt(host, store, &name, &code, &cfg, raw)?,
             Target::Unknown => Outcome::UnknownUser,
             Target::NotEnrolled(_) => Outcome::NotEnrolled,
         };
@@ -383,6 +389,7 @@ fn attempt(
     name: &str,
     code: &Answer,
     cfg: &Resolved,
+    raw: &[&[u8]],
 ) -> Result<Outcome, Error> {
     let policy = &cfg.policy;
     let done = login::attempt(store, code.expose(), policy).map_err(Error::Unavailable)?;
@@ -397,7 +404,9 @@ fn attempt(
                 Level::Info,
                 &format!("accepted: user {name}, device {device}, offset {offset}, drift {drift}"),
             );
-            host.remember_acceptance(&acceptance_key(name, store));
+            host.set_acceptance(
+                &Acceptance::new(args_line(raw), name, store, Timestamp::now()).record(),
+            );
             Outcome::Accepted { device, drift }
         }
         Login::Rejected { reason, tried } => {
@@ -446,10 +455,102 @@ fn throttled(host: &mut dyn Host, name: &str, until: Timestamp, now: Timestamp) 
     Outcome::Throttled { until }
 }
 
-/// The module data key of an acceptance: the user and the device file, so
-/// that a later line reading another file (another `path=`) still asks.
-fn acceptance_key(name: &str, store: &Store) -> String {
-    format!("{name}\n{store}")
+/// How long an acceptance carries a later line: the rest of one pass
+/// through the stack takes milliseconds (modules between the two lines
+/// may prompt); a new `pam_authenticate` on a kept handle (a screen
+/// locker) that skips the accepting line is asked again once this passed.
+pub const ACCEPTANCE_SECS: i64 = 60;
+
+/// What a `pam_totp.so` line keeps when it accepts a code: which line it
+/// was (its arguments), for whom, which device file, and when. A later
+/// line of the same pass skips the prompt only for the same user and
+/// device file (another `path=` or `config=` asks again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Acceptance {
+    line: String,
+    user: String,
+    store: String,
+    at: Timestamp,
+}
+
+impl Acceptance {
+    fn new(line: String, user: &str, store: &Store, at: Timestamp) -> Acceptance {
+        Acceptance {
+            line,
+            user: user.to_owned(),
+            store: store.to_string(),
+            at,
+        }
+    }
+
+    /// One line per field; a field's own line breaks become spaces.
+    fn record(&self) -> String {
+        let clean = |s: &str| s.replace(['\n', '\r'], " ");
+        format!(
+            "v1\n{}\n{}\n{}\n{}",
+            clean(&self.line),
+            clean(&self.user),
+            clean(&self.store),
+            self.at.as_micros()
+        )
+    }
+
+    fn parse(record: &str) -> Option<Acceptance> {
+        let mut f = record.split('\n');
+        if f.next()? != "v1" {
+            return None;
+        }
+        let (line, user, store) = (f.next()?, f.next()?, f.next()?);
+        let at = Timestamp::from_micros(f.next()?.parse().ok()?);
+        if f.next().is_some() {
+            return None;
+        }
+        Some(Acceptance {
+            line: line.to_owned(),
+            user: user.to_owned(),
+            store: store.to_owned(),
+            at,
+        })
+    }
+}
+
+/// What an earlier acceptance means for this line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Earlier {
+    /// Another line accepted a code for the same user and file, moments
+    /// ago: this pass is authenticated; do not ask again.
+    Accepted,
+    /// This same line accepted before: a new pass on the same handle.
+    NewPass,
+    /// Nothing that counts: ask.
+    None,
+}
+
+/// The rule for a second `pam_totp.so` line (docs/design.md §6).
+fn earlier(record: Option<&str>, this: &Acceptance) -> Earlier {
+    let Some(before) = record.and_then(Acceptance::parse) else {
+        return Earlier::None;
+    };
+    if before.line == this.line {
+        return Earlier::NewPass;
+    }
+    let age = this.at.micros_since(before.at);
+    if before.user == this.user
+        && before.store == this.store
+        && (0..=ACCEPTANCE_SECS * 1_000_000).contains(&age)
+    {
+        Earlier::Accepted
+    } else {
+        Earlier::None
+    }
+}
+
+/// A service line's arguments, as one string (which line this is).
+fn args_line(raw: &[&[u8]]) -> String {
+    raw.iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A refusal's log line (notice), ending in the one stable format fail2ban
@@ -579,11 +680,11 @@ mod tests {
         fn origin(&mut self) -> (Option<String>, Option<String>) {
             (Some("sshd".into()), Some("192.0.2.7 x".into()))
         }
-        fn remember_acceptance(&mut self, key: &str) {
-            self.accepted.push(key.to_owned());
+        fn acceptance(&mut self) -> Option<String> {
+            self.accepted.last().cloned()
         }
-        fn accepted_before(&mut self, key: &str) -> bool {
-            self.accepted.iter().any(|k| k == key)
+        fn set_acceptance(&mut self, record: &str) {
+            self.accepted.push(record.to_owned());
         }
     }
 
@@ -748,6 +849,52 @@ mod tests {
             until: Timestamp::from_secs(1),
         });
         assert_eq!(pam_code(&r), code::PAM_MAXTRIES);
+    }
+
+    fn acceptance(line: &str, user: &str, store: &str, secs: i64) -> Acceptance {
+        Acceptance {
+            line: line.into(),
+            user: user.into(),
+            store: store.into(),
+            at: Timestamp::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn another_line_s_fresh_acceptance_for_the_same_user_and_file_is_taken() {
+        let before = acceptance("nullok", "alice", "/f", 100).record();
+        let this = acceptance("", "alice", "/f", 100 + ACCEPTANCE_SECS);
+        assert_eq!(earlier(Some(&before), &this), Earlier::Accepted);
+    }
+
+    #[test]
+    fn the_same_line_again_is_a_new_pass_and_is_asked() {
+        let before = acceptance("nullok", "alice", "/f", 100).record();
+        let this = acceptance("nullok", "alice", "/f", 101);
+        assert_eq!(earlier(Some(&before), &this), Earlier::NewPass);
+    }
+
+    #[test]
+    fn another_user_another_file_an_old_or_broken_record_is_asked() {
+        let before = acceptance("nullok", "alice", "/f", 100).record();
+        for this in [
+            acceptance("", "bob", "/f", 100),
+            acceptance("", "alice", "/g", 100),
+            acceptance("", "alice", "/f", 101 + ACCEPTANCE_SECS),
+            acceptance("", "alice", "/f", 99),
+        ] {
+            assert_eq!(earlier(Some(&before), &this), Earlier::None, "{this:?}");
+        }
+        let this = acceptance("", "alice", "/f", 100);
+        for broken in [
+            "",
+            "v2\nnullok\nalice\n/f\n100000000",
+            "v1\nx\nalice\n/f",
+            "v1\na\nb\nc\nnot a time",
+        ] {
+            assert_eq!(earlier(Some(broken), &this), Earlier::None, "{broken:?}");
+        }
+        assert_eq!(earlier(None, &this), Earlier::None);
     }
 
     #[test]

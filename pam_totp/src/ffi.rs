@@ -76,20 +76,31 @@ pub unsafe extern "C" fn pam_sm_authenticate(
 }
 
 /// No credentials to establish: succeed, so that a second factor never
-/// fails `pam_setcred` for the whole stack.
+/// fails `pam_setcred` for the whole stack. The application calls it once
+/// authentication is over, so it also clears the acceptance record: a
+/// later `pam_authenticate` on the same handle is asked again.
 ///
 /// # Safety
-/// Called by libpam; touches none of its arguments.
+/// Called by libpam with its handle; the other arguments are not used.
 // SAFETY: the name libpam looks up in the module; the only symbol of that
 // name in this .so, with the signature of <security/pam_modules.h>.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pam_sm_setcred(
-    _pamh: *mut PamHandle,
-    _flags: c_int,
+    pamh: *mut PamHandle,
+    flags: c_int,
     _argc: c_int,
     _argv: *const *const c_char,
 ) -> c_int {
-    code::PAM_SUCCESS
+    guard(code::PAM_SUCCESS, || {
+        if !pamh.is_null() {
+            let mut host = LibPam {
+                pamh,
+                silent: flags & PAM_SILENT != 0,
+            };
+            host.set_acceptance("");
+        }
+        code::PAM_SUCCESS
+    })
 }
 
 /// Not an account module: a stray line in the account stack changes nothing.
@@ -463,19 +474,21 @@ impl Host for LibPam {
         (service, rhost)
     }
 
-    fn remember_acceptance(&mut self, key: &str) {
-        // Not kept: a later pam_totp.so line asks again, which is safe.
-        let _ = self.set_data(ACCEPTED, Box::from(key.as_bytes()));
+    fn acceptance(&mut self) -> Option<String> {
+        self.get_data(ACCEPTED)
+            .and_then(|value| String::from_utf8(value).ok())
     }
 
-    fn accepted_before(&mut self, key: &str) -> bool {
-        self.get_data(ACCEPTED)
-            .is_some_and(|value| value == key.as_bytes())
+    fn set_acceptance(&mut self, record: &str) {
+        // If libpam cannot keep it, a later line asks again; if it cannot
+        // clear it, the record still names its line and its time, which
+        // `auth` checks.
+        let _ = self.set_data(ACCEPTED, Box::from(record.as_bytes()));
     }
 }
 
-/// Module data: the user and device file a code was accepted for in this
-/// PAM transaction (see [`auth::Host::accepted_before`]).
+/// Module data: the acceptance record of `auth` (which line accepted a
+/// code, for whom, which device file, when; see [`auth::Host::acceptance`]).
 const ACCEPTED: &CStr = c"pam_totp.accepted";
 
 #[cfg(test)]
