@@ -29,6 +29,10 @@ packaging/build-man.sh "$out" >/dev/null || { echo "check-docs: build-man.sh fai
 for page in "$out"/*; do
 	name=$(basename "$page")
 	text=$(MANWIDTH=80 man -P cat -l "$page" 2>&1) || { problem "$name: man failed"; continue; }
+	# groff's own complaints (a line starting with "." is a macro call).
+	while IFS= read -r hit; do
+		[ -n "$hit" ] && problem "$name: groff: $hit"
+	done < <(MANWIDTH=80 man --warnings -P cat -l "$page" 2>&1 >/dev/null)
 	while IFS= read -r hit; do
 		[ -n "$hit" ] && problem "$name: stray markup: $hit"
 	done < <(grep -n -E \
