@@ -246,6 +246,10 @@ c_man() {
 	echo "every module argument, return code, setting, file field and CLI flag is documented"
 }
 
+c_docs() {
+	"$REPO_ROOT/packaging/check-docs.sh"
+}
+
 c_rpm() {
 	local out rpm list want
 	out=$("$REPO_ROOT/packaging/build-rpm.sh" 2>&1) || { printf '%s\n' "$out" | tail -n 30; return 1; }
@@ -524,6 +528,7 @@ fi
 
 check deb "make deb builds ${PKG}_${VERSION}-*_amd64.deb under target/debian with every file, conffile, profile and maintainer script" c_deb_builds
 check lintian "lintian: no errors, no warnings, every override has a written reason" c_lintian
+check docs "man -P cat shows no stray markup; README's marked blocks equal packaging/examples/" c_docs
 check man "man --warnings renders pam_totp(8), totp-enroll(1), pam_totp.toml(5) cleanly and they document every argument, code, setting and field" c_man
 check rpm "make rpm builds; rpm -qlp lists /usr/lib64/security/pam_totp.so and the man pages" c_rpm
 check make_install "make install DESTDIR PREFIX stages into the distro's PAM directory; --uninstall removes it" c_make_install

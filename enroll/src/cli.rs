@@ -93,12 +93,18 @@ pub enum Command {
     /// Show a device's setup information again (secret, URL, QR) and its drift state
     #[command(after_help = SHOW_EXAMPLES)]
     Show(ShowArgs),
-    /// Delete a device
+    /// Delete a device (asks first when it is the last confirmed one)
     #[command(after_help = REMOVE_EXAMPLES)]
-    Remove(NameArg),
+    Remove(RemoveArgs),
     /// Clear a device's failure count and throttle (admin unlock)
     #[command(after_help = RESET_EXAMPLES)]
     Reset(NameArg),
+    /// Tell which time step a code belongs to (clock skew), without using it up
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(NameArg),
+    /// Change a device's tolerance or name
+    #[command(after_help = SET_EXAMPLES)]
+    Set(SetArgs),
     /// Turn a ~/.google_authenticator TOTP secret into a device
     #[command(after_help = IMPORT_EXAMPLES)]
     ImportGoogleAuthenticator(ImportArgs),
@@ -154,7 +160,32 @@ Examples:
 const REMOVE_EXAMPLES: &str = "\
 Examples:
   totp-enroll remove old-phone
-  sudo totp-enroll remove default --user alice";
+  sudo totp-enroll remove default --user alice --yes
+
+Removing the last confirmed device asks first (--yes skips the question; it
+is required when nobody can answer, e.g. with --json or without a terminal):
+after it, logins that ask for a code are refused (or, with `nullok`, no
+longer ask).";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  totp-enroll check default                type the code the app shows now
+  echo 123456 | sudo totp-enroll check phone --user alice --json
+
+Reports the time step the code belongs to, relative to this host's clock
+(and the device's learnt drift), up to 10 steps beyond the tolerance either
+way: e.g. \"code matches step +2: the device's clock is about 60 s ahead\".
+Nothing is recorded: the code is not used up and no failure is counted. Only
+someone who can read the device file (its owner, or root) can run it.
+Exit status 0 when the module would accept the code now, 1 otherwise.";
+
+const SET_EXAMPLES: &str = "\
+Examples:
+  totp-enroll set default --tolerance 2     accept 2 steps either side
+  totp-enroll set default --name phone      rename
+  sudo totp-enroll set phone --user alice --tolerance 0
+
+The rest of the device's state (drift, last use, failures) is kept.";
 
 const RESET_EXAMPLES: &str = "\
 Examples:
@@ -309,6 +340,30 @@ pub struct ShowArgs {
     /// QR output.
     #[command(flatten)]
     pub qr: QrArgs,
+}
+
+/// `remove NAME`.
+#[derive(Debug, Args, Clone)]
+pub struct RemoveArgs {
+    /// The device
+    pub name: String,
+    /// Do not ask, even when it is the last confirmed device
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `set NAME`.
+#[derive(Debug, Args, Clone)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
+pub struct SetArgs {
+    /// The device
+    pub name: String,
+    /// Steps accepted either side of the current one, 0 to 10
+    #[arg(long, value_name = "STEPS", group = "change")]
+    pub tolerance: Option<u32>,
+    /// A new name for the device
+    #[arg(long = "name", short = 'n', value_name = "NEW", group = "change")]
+    pub new_name: Option<String>,
 }
 
 /// A device name.

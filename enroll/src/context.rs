@@ -51,7 +51,13 @@ impl Ctx {
                 ))
             })?,
         };
+        if user.uid != uid {
+            crate::output::acting_for(&user.name);
+        }
         let settings = load_settings(common.config.as_deref())?;
+        if common.path.is_none() {
+            refuse_missing_home(&settings, &user)?;
+        }
         let store = match &common.path {
             Some(path) => Store::file(spec_for_path(path, &user)?, &user.name),
             None => Store::for_user(&settings.path, &user)?,
@@ -98,6 +104,23 @@ pub fn load_settings(path: Option<&Path>) -> Result<Settings> {
         }),
         None => Settings::load(Path::new(DEFAULT_CONFIG)).map_err(Error::Config),
     }
+}
+
+/// A per-user device file needs the home directory: say so, and name the
+/// way out (central mode), instead of the file system's "Permission
+/// denied" or "No such file or directory" further down.
+fn refuse_missing_home(settings: &Settings, user: &UserInfo) -> Result<()> {
+    if !settings.path.uses_home() || Path::new(&user.home).is_dir() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "{}'s home directory {} does not exist, and the device file is kept in it \
+         (path = \"{}\"): create the home directory, or use central mode: set e.g. \
+         path = \"/var/lib/pam_totp/%u.toml\" in {DEFAULT_CONFIG} (pam_totp.toml(5))",
+        user.name,
+        user.home.display(),
+        settings.path.as_str()
+    )))
 }
 
 /// See [`Ctx::params`].

@@ -14,6 +14,7 @@
 
 mod cli;
 mod commands;
+mod completion;
 mod context;
 mod error;
 mod google;
@@ -41,34 +42,23 @@ fn main() -> ExitCode {
         Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "totp-enroll: {e}");
+            let _ = writeln!(err, "totp-enroll: {}", output::for_user(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
 }
 
-/// Help and version go to stdout with status 0; a usage error is one line
-/// on stderr with status 2.
+/// Help and version go to stdout with status 0; a usage error is clap's
+/// whole text on stderr (what is missing or wrong, the usage line, and any
+/// "tip"), with status 2.
 fn clap_exit(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    let _ = e.print();
     match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            ExitCode::SUCCESS
-        }
-        _ => {
-            let text = e.render().to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "totp-enroll: {first}; see `totp-enroll --help`");
-            ExitCode::from(2)
-        }
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        _ => ExitCode::from(2),
     }
 }
 
@@ -93,6 +83,8 @@ fn run(cli: Cli) -> Result<()> {
                 Command::List => commands::list(&ctx),
                 Command::Show(a) => commands::show(&ctx, &a),
                 Command::Remove(a) => commands::remove(&ctx, &a),
+                Command::Check(a) => commands::check(&ctx, &a),
+                Command::Set(a) => commands::set(&ctx, &a),
                 Command::Reset(a) => commands::reset(&ctx, &a),
                 Command::ImportGoogleAuthenticator(a) => commands::import_google(&ctx, &a),
                 Command::BackupCodes(a) => commands::backup_codes(&ctx, &a),
@@ -110,7 +102,12 @@ fn completions(shell: Shell) -> Result<()> {
     };
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "totp-enroll", &mut out);
+    let text = String::from_utf8_lossy(&out);
+    let text = match shell {
+        clap_complete::Shell::Bash => completion::fix_bash(&text),
+        _ => text.into_owned(),
+    };
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&out).map_err(Error::Output)?;
+    stdout.write_all(text.as_bytes()).map_err(Error::Output)?;
     Ok(())
 }

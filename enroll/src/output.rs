@@ -107,8 +107,62 @@ pub fn grouped(base32: &str) -> String {
     out
 }
 
+/// The user named with `--user` when it is not the caller: every suggested
+/// `totp-enroll …` command line printed from then on names them, so that
+/// root can copy it as it is.
+static ACTING_FOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Commands that act on one user's devices (suggestions of these get
+/// `--user NAME`).
+const USER_COMMANDS: &[&str] = &[
+    "add",
+    "confirm",
+    "list",
+    "show",
+    "remove",
+    "reset",
+    "check",
+    "set",
+    "import-google-authenticator",
+];
+
+/// From now on, suggestions name `user` (see [`for_user`]).
+pub fn acting_for(user: &str) {
+    let _ = ACTING_FOR.set(user.to_owned());
+}
+
+/// `text` with `--user NAME` put into every suggested `totp-enroll COMMAND`
+/// when acting for another user.
+pub fn for_user(text: &str) -> String {
+    match ACTING_FOR.get() {
+        Some(user) => with_user(text, user),
+        None => text.to_owned(),
+    }
+}
+
+fn with_user(text: &str, user: &str) -> String {
+    let user = shared::manage::shell_word(user);
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text;
+    while let Some(i) = rest.find("totp-enroll ") {
+        let (head, tail) = rest.split_at(i + "totp-enroll ".len());
+        out.push_str(head);
+        let word = tail
+            .split(|c: char| c.is_whitespace() || c == '`')
+            .next()
+            .unwrap_or_default();
+        if USER_COMMANDS.contains(&word) {
+            out.push_str(&format!("--user {user} "));
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Writes `text` to stdout.
 pub fn print(text: &str) -> Result<()> {
+    let text = for_user(text);
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -120,11 +174,16 @@ pub fn print_json<T: Serialize>(record: &T) -> Result<()> {
     let mut line = serde_json::to_string(record)
         .map_err(|e| crate::error::Error::Output(io::Error::other(e)))?;
     line.push('\n');
-    print(&line)
+    // Data, not prose: never rewritten by `for_user`.
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 /// A note for the person at the terminal, on stderr (keeps stdout for data).
 pub fn note(text: &str) {
+    let text = for_user(text);
     let mut err = io::stderr().lock();
     let _ = writeln!(err, "{text}");
 }
@@ -140,6 +199,21 @@ pub fn colour_terminal() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggestions_made_for_another_user_name_that_user() {
+        assert_eq!(
+            with_user(
+                "run `totp-enroll confirm phone` now; totp-enroll --help",
+                "alice"
+            ),
+            "run `totp-enroll --user alice confirm phone` now; totp-enroll --help"
+        );
+        assert_eq!(
+            with_user("  totp-enroll reset default\n", "o'brien"),
+            "  totp-enroll --user 'o'\\''brien' reset default\n"
+        );
+    }
 
     #[test]
     fn secrets_are_grouped_by_four_without_padding() {

@@ -7,6 +7,9 @@ use qrcode::{Color, EcLevel, QrCode};
 
 /// Light modules around the code, as ISO/IEC 18004 asks.
 pub const QUIET_ZONE: usize = 4;
+/// Light modules around the code on a terminal, whose own background and
+/// margins add to it (the coloured form paints them white).
+pub const TERMINAL_QUIET_ZONE: usize = 2;
 /// Pixels per module in PNG and SVG images.
 pub const IMAGE_SCALE: usize = 8;
 
@@ -39,10 +42,58 @@ impl Matrix {
         Ok(Matrix { size, dark })
     }
 
+    /// The smallest code of `text` for a terminal: error correction level L
+    /// when that needs fewer modules than M (a screen is not a printout
+    /// that gets scratched), with a [`TERMINAL_QUIET_ZONE`]. Images keep
+    /// [`Matrix::encode`]'s M and full quiet zone.
+    pub fn encode_for_terminal(text: &str) -> Result<Matrix, String> {
+        let m = Matrix::encode(text)?;
+        let best = match QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L) {
+            Ok(l) if l.width() + 2 * QUIET_ZONE < m.size => Matrix::encode_level(text, EcLevel::L)?,
+            _ => m,
+        };
+        Ok(best.cropped(TERMINAL_QUIET_ZONE))
+    }
+
+    fn encode_level(text: &str, level: EcLevel) -> Result<Matrix, String> {
+        let code = QrCode::with_error_correction_level(text.as_bytes(), level)
+            .map_err(|e| format!("cannot make a QR code of the URL: {e}"))?;
+        let inner = code.width();
+        let size = inner + 2 * QUIET_ZONE;
+        let mut dark = vec![false; size * size];
+        for (i, c) in code.to_colors().iter().enumerate() {
+            let (x, y) = (i % inner + QUIET_ZONE, i / inner + QUIET_ZONE);
+            dark[y * size + x] = *c == Color::Dark;
+        }
+        Ok(Matrix { size, dark })
+    }
+
+    /// The same code with only `quiet` light modules around it.
+    fn cropped(&self, quiet: usize) -> Matrix {
+        let cut = QUIET_ZONE.saturating_sub(quiet);
+        let size = self.size - 2 * cut;
+        let mut dark = vec![false; size * size];
+        for y in 0..size {
+            for x in 0..size {
+                dark[y * size + x] = self.is_dark(x + cut, y + cut);
+            }
+        }
+        Matrix { size, dark }
+    }
+
     /// Modules per side, quiet zone included.
     #[cfg(test)]
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// Terminal lines and columns the code takes in `style`.
+    pub fn terminal_size(&self, ansi: bool) -> (usize, usize) {
+        if ansi {
+            (self.size, self.size * 2)
+        } else {
+            (self.size.div_ceil(2), self.size)
+        }
     }
 
     /// Whether the module at (x, y) is dark; outside the matrix is light.
@@ -173,6 +224,20 @@ mod tests {
         }
         // The finder pattern's corner is dark right inside the quiet zone.
         assert!(m.is_dark(QUIET_ZONE, QUIET_ZONE));
+    }
+
+    #[test]
+    fn a_default_sha1_url_fits_an_80x24_terminal_with_the_prompt() {
+        // django-otp's URL for a 20-byte key, a long-ish host and user name.
+        let url = "otpauth://totp/build-server-01%3Aalice.smith?secret=\
+                   GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30&\
+                   issuer=build-server-01";
+        let m = Matrix::encode_for_terminal(url).unwrap();
+        let (lines, cols) = m.terminal_size(false);
+        assert!(lines < 24 && cols <= 80, "{lines} lines, {cols} columns");
+        // Still the same code: the finder pattern sits right inside the zone.
+        assert!(m.is_dark(TERMINAL_QUIET_ZONE, TERMINAL_QUIET_ZONE));
+        assert!(!m.is_dark(TERMINAL_QUIET_ZONE - 1, TERMINAL_QUIET_ZONE));
     }
 
     #[test]

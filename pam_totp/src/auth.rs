@@ -65,8 +65,17 @@ pub trait Host {
     fn log(&mut self, level: Level, message: &str);
     /// True under `PAM_SILENT`: no informational or error messages.
     fn silent(&self) -> bool;
-    /// A `PAM_TEXT_INFO` message (the caller checks [`Host::silent`]).
-    fn info(&mut self, text: &str) -> Result<(), c_int>;
+    /// An informational message (`PAM_TEXT_INFO`); it asks for nothing and
+    /// a failure to show it changes nothing. Callers check [`Host::silent`].
+    fn info(&mut self, text: &str);
+    /// The service name and the remote host (`PAM_SERVICE`, `PAM_RHOST`)
+    /// as the application set them, for refusal log lines.
+    fn origin(&mut self) -> (Option<String>, Option<String>);
+    /// The acceptance record an earlier `pam_totp.so` line of this PAM
+    /// transaction kept (module data `pam_totp.accepted`), if any.
+    fn acceptance(&mut self) -> Option<String>;
+    /// Replaces the acceptance record (an empty one clears it).
+    fn set_acceptance(&mut self, record: &str);
 }
 
 /// How an authentication that ran to its end turned out.
@@ -101,6 +110,9 @@ pub enum Outcome {
     },
     /// The user is not in the password database (prompted anyway).
     UnknownUser,
+    /// An earlier `pam_totp.so` line of the same PAM transaction accepted a
+    /// code for this user and device file: not asked again (issue 14).
+    AcceptedEarlier,
 }
 
 /// Why an authentication could not be decided.
@@ -131,7 +143,9 @@ impl fmt::Display for Error {
 /// The one mapping from results to PAM return codes (docs/design.md §6 table).
 pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
     match result {
-        Ok(Outcome::Accepted { .. } | Outcome::BackupAccepted { .. }) => code::PAM_SUCCESS,
+        Ok(
+            Outcome::Accepted { .. } | Outcome::BackupAccepted { .. } | Outcome::AcceptedEarlier,
+        ) => code::PAM_SUCCESS,
         Ok(Outcome::Rejected(_) | Outcome::NotEnrolled | Outcome::NoToken) => code::PAM_AUTH_ERR,
         Ok(Outcome::Skipped) => code::PAM_IGNORE,
         Ok(Outcome::Throttled { .. }) => code::PAM_MAXTRIES,
@@ -176,6 +190,7 @@ enum Target {
 
 /// The decision, without the final log of errors.
 pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Error> {
+    let raw = args;
     let args = Args::parse(args.iter().copied()).map_err(Error::Args)?;
     #[cfg(feature = "test-panic")]
     if args.test_panic {
@@ -193,6 +208,23 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             let store = Store::for_user(&cfg.template, &user).map_err(Error::Unavailable)?;
             if cfg.debug {
                 debug_config(host, &args, &store, &cfg.policy, &name);
+            }
+            let this = Acceptance::new(args_line(raw), &name, &store, Timestamp::now());
+            match earlier(host.acceptance().as_deref(), &this) {
+                Earlier::Accepted => {
+                    host.log(
+                        Level::Info,
+                        &format!(
+                            "accepted: user {name}, a code was accepted earlier in this PAM \
+                             transaction for {store}; not asked again"
+                        ),
+                    );
+                    return Ok(Outcome::AcceptedEarlier);
+                }
+                // This very line accepted before: a new pass on the same
+                // handle. Its old acceptance must not carry a later line.
+                Earlier::NewPass => host.set_acceptance(""),
+                Earlier::None => {}
             }
             match login::prepare(&store, &cfg.policy).map_err(Error::Unavailable)? {
                 Prepared::Ready { digits } => (Target::Ready(store), digits),
@@ -217,7 +249,7 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             return Ok(refuse(host, &target, &name, Outcome::NoToken));
         };
         let outcome = match &target {
-            Target::Ready(store) => attempt(host, store, &name, &code, &cfg.policy)?,
+            Target::Ready(store) => attempt(host, store, &name, &code, &cfg, raw)?,
             Target::Unknown => Outcome::UnknownUser,
             Target::NotEnrolled(_) => Outcome::NotEnrolled,
         };
@@ -250,20 +282,17 @@ fn load_settings(args: &Args) -> Result<Settings, Error> {
 fn refuse(host: &mut dyn Host, target: &Target, name: &str, outcome: Outcome) -> Outcome {
     match target {
         Target::Unknown => {
-            host.log(Level::Notice, "unknown user");
+            refusal(host, "unknown user");
             Outcome::UnknownUser
         }
         Target::NotEnrolled(store) => {
-            host.log(
-                Level::Notice,
-                &format!("{}; refused", not_enrolled(name, store)),
-            );
+            refusal(host, &format!("{}; refused", not_enrolled(name, store)));
             Outcome::NotEnrolled
         }
         Target::Ready(_) => {
             if outcome == Outcome::NoToken {
-                host.log(
-                    Level::Notice,
+                refusal(
+                    host,
                     &format!(
                         "use_first_pass: no PAM_AUTHTOK from an earlier module for user {name}"
                     ),
@@ -366,8 +395,10 @@ fn attempt(
     store: &Store,
     name: &str,
     code: &Answer,
-    policy: &Policy,
+    cfg: &Resolved,
+    raw: &[&[u8]],
 ) -> Result<Outcome, Error> {
+    let policy = &cfg.policy;
     let done = login::attempt(store, code.expose(), policy).map_err(Error::Unavailable)?;
     Ok(match done.login {
         Login::Accepted {
@@ -380,6 +411,9 @@ fn attempt(
                 Level::Info,
                 &format!("accepted: user {name}, device {device}, offset {offset}, drift {drift}"),
             );
+            host.set_acceptance(
+                &Acceptance::new(args_line(raw), name, store, Timestamp::now()).record(),
+            );
             Outcome::Accepted { device, drift }
         }
         Login::BackupCode { remaining } => backup_accepted(host, name, remaining),
@@ -389,16 +423,21 @@ fn attempt(
                 Rejection::Wrong => "wrong code",
                 Rejection::Malformed => "malformed code",
             };
-            host.log(
-                Level::Notice,
+            refusal(
+                host,
                 &format!("rejected: user {name}, {why}, {tried} device(s) tried"),
             );
+            match reason {
+                Rejection::Wrong => diagnose(host, store, name, code),
+                Rejection::Replayed => tell_replayed(host, cfg),
+                Rejection::Malformed => {}
+            }
             Outcome::Rejected(reason)
         }
         Login::AllThrottled { until } => throttled(host, name, until, done.now),
         Login::NoDevice => {
-            host.log(
-                Level::Notice,
+            refusal(
+                host,
                 &format!("user {name}: the device file went away during the login; refused"),
             );
             Outcome::NotEnrolled
@@ -417,9 +456,9 @@ fn backup_accepted(host: &mut dyn Host, name: &str, remaining: usize) -> Outcome
         &format!("accepted: user {name}, backup code, {remaining} left"),
     );
     if !host.silent() {
-        let _ = host.info(&backup_codes_left(remaining));
+        host.info(&backup_codes_left(remaining));
         if remaining <= FEW_BACKUP_CODES {
-            let _ = host.info(
+            host.info(
                 "Warning: you are running out of backup codes; \
                  run `totp-enroll backup-codes` for a new set.",
             );
@@ -438,8 +477,8 @@ pub fn backup_codes_left(remaining: usize) -> String {
 fn throttled(host: &mut dyn Host, name: &str, until: Timestamp, now: Timestamp) -> Outcome {
     let micros = until.micros_since(now).max(0);
     let secs = (micros + 999_999) / 1_000_000;
-    host.log(
-        Level::Notice,
+    refusal(
+        host,
         &format!("throttled: user {name}, too many failures, every device blocked until {until}"),
     );
     if !host.silent() {
@@ -451,6 +490,166 @@ fn throttled(host: &mut dyn Host, name: &str, until: Timestamp, now: Timestamp) 
     }
     Outcome::Throttled { until }
 }
+
+/// How long an acceptance carries a later line: the rest of one pass
+/// through the stack takes milliseconds (modules between the two lines
+/// may prompt); a new `pam_authenticate` on a kept handle (a screen
+/// locker) that skips the accepting line is asked again once this passed.
+pub const ACCEPTANCE_SECS: i64 = 60;
+
+/// What a `pam_totp.so` line keeps when it accepts a code: which line it
+/// was (its arguments), for whom, which device file, and when. A later
+/// line of the same pass skips the prompt only for the same user and
+/// device file (another `path=` or `config=` asks again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Acceptance {
+    line: String,
+    user: String,
+    store: String,
+    at: Timestamp,
+}
+
+impl Acceptance {
+    fn new(line: String, user: &str, store: &Store, at: Timestamp) -> Acceptance {
+        Acceptance {
+            line,
+            user: user.to_owned(),
+            store: store.to_string(),
+            at,
+        }
+    }
+
+    /// One line per field; a field's own line breaks become spaces.
+    fn record(&self) -> String {
+        let clean = |s: &str| s.replace(['\n', '\r'], " ");
+        format!(
+            "v1\n{}\n{}\n{}\n{}",
+            clean(&self.line),
+            clean(&self.user),
+            clean(&self.store),
+            self.at.as_micros()
+        )
+    }
+
+    fn parse(record: &str) -> Option<Acceptance> {
+        let mut f = record.split('\n');
+        if f.next()? != "v1" {
+            return None;
+        }
+        let (line, user, store) = (f.next()?, f.next()?, f.next()?);
+        let at = Timestamp::from_micros(f.next()?.parse().ok()?);
+        if f.next().is_some() {
+            return None;
+        }
+        Some(Acceptance {
+            line: line.to_owned(),
+            user: user.to_owned(),
+            store: store.to_owned(),
+            at,
+        })
+    }
+}
+
+/// What an earlier acceptance means for this line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Earlier {
+    /// Another line accepted a code for the same user and file, moments
+    /// ago: this pass is authenticated; do not ask again.
+    Accepted,
+    /// This same line accepted before: a new pass on the same handle.
+    NewPass,
+    /// Nothing that counts: ask.
+    None,
+}
+
+/// The rule for a second `pam_totp.so` line (docs/design.md §6).
+fn earlier(record: Option<&str>, this: &Acceptance) -> Earlier {
+    let Some(before) = record.and_then(Acceptance::parse) else {
+        return Earlier::None;
+    };
+    if before.line == this.line {
+        return Earlier::NewPass;
+    }
+    let age = this.at.micros_since(before.at);
+    if before.user == this.user
+        && before.store == this.store
+        && (0..=ACCEPTANCE_SECS * 1_000_000).contains(&age)
+    {
+        Earlier::Accepted
+    } else {
+        Earlier::None
+    }
+}
+
+/// A service line's arguments, as one string (which line this is).
+fn args_line(raw: &[&[u8]]) -> String {
+    raw.iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A refusal's log line (notice), ending in the one stable format fail2ban
+/// filters match (packaging/fail2ban/): `; service=NAME rhost=HOST`, with
+/// `-` for an item the application did not set. Values are cut at the
+/// first space or control character, so that no client can forge the tail.
+fn refusal(host: &mut dyn Host, text: &str) {
+    let (service, rhost) = host.origin();
+    host.log(
+        Level::Notice,
+        &format!(
+            "{text}; service={} rhost={}",
+            log_word(service.as_deref()),
+            log_word(rhost.as_deref())
+        ),
+    );
+}
+
+/// A value for a `key=value` log field: up to the first space, `=`, `;` or
+/// control character, at most 255 bytes; `-` when absent or empty.
+fn log_word(value: Option<&str>) -> String {
+    let word: String = value
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !c.is_control() && *c != ';' && *c != '=')
+        .take(255)
+        .collect();
+    if word.is_empty() {
+        "-".to_owned()
+    } else {
+        word
+    }
+}
+
+/// A wrong code that a device shows a few steps away from now: the log
+/// says how far its clock seems off (docs/design.md §4: diagnosis only,
+/// never accepted). Read without the lock, after the refusal was saved.
+fn diagnose(host: &mut dyn Host, store: &Store, name: &str, code: &Answer) {
+    let Ok(snap) = store.read() else {
+        return;
+    };
+    if let Some(file) = snap.devices {
+        if let Some(why) = login::diagnose(&file, code.expose(), snap.now) {
+            host.log(Level::Notice, &format!("clock skew? user {name}, {why}"));
+        }
+    }
+}
+
+/// Tells the user that the code was right but used already (the first
+/// login after enrolling with the code on screen). Only when the module
+/// runs after the first factor: with `forward_pass` the code is checked
+/// before the password, and the message would tell a stranger that the
+/// user is enrolled (docs/design.md §6 "Before the first factor").
+fn tell_replayed(host: &mut dyn Host, cfg: &Resolved) {
+    if host.silent() || cfg.forward_pass {
+        return;
+    }
+    host.info(REPLAYED_INFO);
+}
+
+/// What the user is told about a replayed code.
+pub const REPLAYED_INFO: &str =
+    "That code was used already: each code works once. Wait for the next code and try again.";
 
 fn debug_config(host: &mut dyn Host, args: &Args, store: &Store, policy: &Policy, name: &str) {
     let config = args.config.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG));
@@ -484,6 +683,7 @@ mod tests {
         logs: Vec<String>,
         infos: Vec<String>,
         silent: bool,
+        accepted: Vec<String>,
     }
 
     impl Host for Mock {
@@ -513,9 +713,17 @@ mod tests {
         fn silent(&self) -> bool {
             self.silent
         }
-        fn info(&mut self, text: &str) -> Result<(), c_int> {
+        fn info(&mut self, text: &str) {
             self.infos.push(text.to_owned());
-            Ok(())
+        }
+        fn origin(&mut self) -> (Option<String>, Option<String>) {
+            (Some("sshd".into()), Some("192.0.2.7 x".into()))
+        }
+        fn acceptance(&mut self) -> Option<String> {
+            self.accepted.last().cloned()
+        }
+        fn set_acceptance(&mut self, record: &str) {
+            self.accepted.push(record.to_owned());
         }
     }
 
@@ -705,6 +913,87 @@ mod tests {
             until: Timestamp::from_secs(1),
         });
         assert_eq!(pam_code(&r), code::PAM_MAXTRIES);
+    }
+
+    fn acceptance(line: &str, user: &str, store: &str, secs: i64) -> Acceptance {
+        Acceptance {
+            line: line.into(),
+            user: user.into(),
+            store: store.into(),
+            at: Timestamp::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn another_line_s_fresh_acceptance_for_the_same_user_and_file_is_taken() {
+        let before = acceptance("nullok", "alice", "/f", 100).record();
+        let this = acceptance("", "alice", "/f", 100 + ACCEPTANCE_SECS);
+        assert_eq!(earlier(Some(&before), &this), Earlier::Accepted);
+    }
+
+    #[test]
+    fn the_same_line_again_is_a_new_pass_and_is_asked() {
+        let before = acceptance("nullok", "alice", "/f", 100).record();
+        let this = acceptance("nullok", "alice", "/f", 101);
+        assert_eq!(earlier(Some(&before), &this), Earlier::NewPass);
+    }
+
+    #[test]
+    fn another_user_another_file_an_old_or_broken_record_is_asked() {
+        let before = acceptance("nullok", "alice", "/f", 100).record();
+        for this in [
+            acceptance("", "bob", "/f", 100),
+            acceptance("", "alice", "/g", 100),
+            acceptance("", "alice", "/f", 101 + ACCEPTANCE_SECS),
+            acceptance("", "alice", "/f", 99),
+        ] {
+            assert_eq!(earlier(Some(&before), &this), Earlier::None, "{this:?}");
+        }
+        let this = acceptance("", "alice", "/f", 100);
+        for broken in [
+            "",
+            "v2\nnullok\nalice\n/f\n100000000",
+            "v1\nx\nalice\n/f",
+            "v1\na\nb\nc\nnot a time",
+        ] {
+            assert_eq!(earlier(Some(broken), &this), Earlier::None, "{broken:?}");
+        }
+        assert_eq!(earlier(None, &this), Earlier::None);
+    }
+
+    #[test]
+    fn an_acceptance_earlier_in_the_transaction_is_pam_success() {
+        assert_eq!(pam_code(&Ok(Outcome::AcceptedEarlier)), code::PAM_SUCCESS);
+    }
+
+    #[test]
+    fn refusal_lines_end_in_service_and_rhost_and_a_client_cannot_forge_the_tail() {
+        let mut host = Mock::default();
+        refusal(
+            &mut host,
+            "rejected: user alice, wrong code, 1 device(s) tried",
+        );
+        assert_eq!(
+            host.logs,
+            ["rejected: user alice, wrong code, 1 device(s) tried; service=sshd rhost=192.0.2.7"]
+        );
+        assert_eq!(log_word(None), "-");
+        assert_eq!(log_word(Some("")), "-");
+        assert_eq!(log_word(Some("h;rhost=1.2.3.4")), "h");
+        assert_eq!(log_word(Some("a\nb")), "a");
+    }
+
+    #[test]
+    fn a_replayed_code_is_told_unless_silent_or_before_the_first_factor() {
+        let mut host = Mock::default();
+        tell_replayed(&mut host, &args(&[]));
+        assert_eq!(host.infos, [REPLAYED_INFO]);
+        let mut host = Mock::default();
+        tell_replayed(&mut host, &args(&["forward_pass"]));
+        assert!(
+            host.infos.is_empty(),
+            "forward_pass checks before the password"
+        );
     }
 
     #[test]

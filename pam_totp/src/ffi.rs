@@ -26,7 +26,7 @@ use crate::code;
 use crate::sys::{
     pam_get_data, pam_get_item, pam_get_user, pam_set_data, pam_set_item, pam_syslog, PamConv,
     PamHandle, PamMessage, PamResponse, PAM_AUTHTOK, PAM_CONV, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF,
-    PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO,
+    PAM_PROMPT_ECHO_ON, PAM_RHOST, PAM_SERVICE, PAM_SILENT, PAM_TEXT_INFO,
 };
 
 /// Authentication: the module's job.
@@ -76,20 +76,31 @@ pub unsafe extern "C" fn pam_sm_authenticate(
 }
 
 /// No credentials to establish: succeed, so that a second factor never
-/// fails `pam_setcred` for the whole stack.
+/// fails `pam_setcred` for the whole stack. The application calls it once
+/// authentication is over, so it also clears the acceptance record: a
+/// later `pam_authenticate` on the same handle is asked again.
 ///
 /// # Safety
-/// Called by libpam; touches none of its arguments.
+/// Called by libpam with its handle; the other arguments are not used.
 // SAFETY: the name libpam looks up in the module; the only symbol of that
 // name in this .so, with the signature of <security/pam_modules.h>.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pam_sm_setcred(
-    _pamh: *mut PamHandle,
-    _flags: c_int,
+    pamh: *mut PamHandle,
+    flags: c_int,
     _argc: c_int,
     _argv: *const *const c_char,
 ) -> c_int {
-    code::PAM_SUCCESS
+    guard(code::PAM_SUCCESS, || {
+        if !pamh.is_null() {
+            let mut host = LibPam {
+                pamh,
+                silent: flags & PAM_SILENT != 0,
+            };
+            host.set_acceptance("");
+        }
+        code::PAM_SUCCESS
+    })
 }
 
 /// Not an account module: a stray line in the account stack changes nothing.
@@ -449,10 +460,36 @@ impl Host for LibPam {
         self.silent
     }
 
-    fn info(&mut self, text: &str) -> Result<(), c_int> {
-        self.text_info(text)
+    fn info(&mut self, text: &str) {
+        // A message that cannot be shown changes nothing about the result.
+        let _ = self.text_info(text);
+    }
+
+    fn origin(&mut self) -> (Option<String>, Option<String>) {
+        let text = |item: Result<Option<Answer>, c_int>| {
+            item.ok().flatten().map(|a| a.expose().to_owned())
+        };
+        let service = text(self.string_item(PAM_SERVICE));
+        let rhost = text(self.string_item(PAM_RHOST));
+        (service, rhost)
+    }
+
+    fn acceptance(&mut self) -> Option<String> {
+        self.get_data(ACCEPTED)
+            .and_then(|value| String::from_utf8(value).ok())
+    }
+
+    fn set_acceptance(&mut self, record: &str) {
+        // If libpam cannot keep it, a later line asks again; if it cannot
+        // clear it, the record still names its line and its time, which
+        // `auth` checks.
+        let _ = self.set_data(ACCEPTED, Box::from(record.as_bytes()));
     }
 }
+
+/// Module data: the acceptance record of `auth` (which line accepted a
+/// code, for whom, which device file, when; see [`auth::Host::acceptance`]).
+const ACCEPTED: &CStr = c"pam_totp.accepted";
 
 #[cfg(test)]
 mod tests {

@@ -117,3 +117,15 @@ pub fn attempt(store: &Store, input: &str, policy: &Policy) -> Result<Attempt> {
         })
     })
 }
+
+/// Diagnosis of a refused code, for the log only: the first confirmed
+/// device (file order) whose clock seems off, that is whose code for a step
+/// a little outside its window ([`crate::verify::skew`]) is `input`. Read
+/// from an unlocked snapshot after the refusal; it changes nothing and
+/// accepts nothing.
+pub fn diagnose(file: &DeviceFile, input: &str, now: Timestamp) -> Option<String> {
+    file.devices.iter().filter(|d| d.confirmed).find_map(|d| {
+        crate::verify::skew(d, input, now)
+            .map(|found| format!("device {}: {}", d.name, found.describe(d)))
+    })
+}

@@ -228,3 +228,80 @@ pub fn backup_count(store: &Store) -> Result<Option<usize>> {
         .devices
         .and_then(|f| f.backup.map(|b| b.remaining())))
 }
+
+/// What `totp-enroll check` found: the device as stored, the store's clock,
+/// and where the code lies (`None`: not within `reach` steps).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// The device, as read.
+    pub device: Device,
+    /// The store's clock at the read.
+    pub now: Timestamp,
+    /// The code's step relative to the window's centre.
+    pub found: Option<crate::verify::Located>,
+}
+
+/// Where `input` lies for the device `name`, within `reach` steps either
+/// way: read-only (an unlocked read; no failure counted, nothing consumed).
+/// It tells no more than the key itself, so it is only for whoever can read
+/// the device file (the store's own checks: its owner, or root).
+pub fn check(store: &Store, name: &str, input: &str, reach: u32) -> Result<Checked> {
+    let snap = store.read()?;
+    let file = snap.devices.ok_or_else(|| no_devices(store))?;
+    let device = file
+        .find(name)
+        .ok_or_else(|| no_such_device(store, name))?
+        .clone();
+    let found = crate::verify::locate(&device, input, snap.now, reach);
+    Ok(Checked {
+        device,
+        now: snap.now,
+        found,
+    })
+}
+
+/// What `set` changes; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settable {
+    /// Steps accepted either side of the current one, 0 to 10.
+    pub tolerance: Option<u32>,
+    /// A new name, unique among the user's devices.
+    pub name: Option<String>,
+}
+
+/// Changes the tolerance and/or the name of the device `name` in one
+/// transaction; the rest of its state (drift, `last_t`, throttle) is kept.
+/// Returns the device as stored.
+pub fn set(store: &Store, name: &str, change: &Settable) -> Result<Device> {
+    if let Some(t) = change.tolerance {
+        let params = crate::device::Params {
+            tolerance: t,
+            ..crate::device::Params::default()
+        };
+        params
+            .validate()
+            .map_err(|m| Error::Usage(format!("--{m}")))?;
+    }
+    if let Some(new) = &change.name {
+        crate::device::validate_name(new).map_err(|m| Error::Usage(format!("--name: {m}")))?;
+    }
+    store.update(|file, _| {
+        let mut file = file.cloned().ok_or_else(|| no_devices(store))?;
+        if let Some(new) = &change.name {
+            if new != name && file.find(new).is_some() {
+                return Err(name_taken(store, new));
+            }
+        }
+        let device = file
+            .find_mut(name)
+            .ok_or_else(|| no_such_device(store, name))?;
+        if let Some(t) = change.tolerance {
+            device.tolerance = t;
+        }
+        if let Some(new) = &change.name {
+            device.name.clone_from(new);
+        }
+        let stored = device.clone();
+        Ok(Change::Save(file, stored))
+    })
+}

@@ -115,27 +115,7 @@ pub fn check(device: &Device, input: &str, now: Timestamp, policy: &Policy) -> V
     let centre = current_step(device, now);
     let tolerance = i64::from(device.tolerance);
     let min_t = device.last_t.saturating_add(1);
-    let matches = |t: i64| -> bool {
-        let Ok(counter) = u64::try_from(t) else {
-            return false;
-        };
-        let Some(value) = hotp_value(
-            device.algorithm,
-            device.key.expose(),
-            counter,
-            device.digits,
-        ) else {
-            return false;
-        };
-        let mut buf = [0u8; 10];
-        let len = device.digits as usize;
-        let mut v = value;
-        for slot in buf[..len].iter_mut().rev() {
-            *slot = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        constant_time_eq(&buf[..len], &code)
-    };
+    let matches = |t: i64| code_matches(device, t, &code);
     for offset in -tolerance..=tolerance {
         let t = centre.saturating_add(offset);
         if t < min_t {
@@ -372,4 +352,189 @@ fn try_backup(
     let mut next = file.clone();
     next.backup = Some(updated);
     Ok((login, next))
+}
+
+/// How many steps beyond the tolerance window [`skew`] looks, either way:
+/// 10 steps of 30 s is five minutes, more than any phone clock that still
+/// shows the right day is usually off, yet few enough hashes (20) that a
+/// wrong code matches one of them by chance once in about 50 000 failures.
+pub const SKEW_STEPS: u32 = 10;
+
+/// Where a code lies: the step it belongs to, relative to the centre of the
+/// device's window (now + drift). Diagnosis only: nothing is accepted here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// The matched time step.
+    pub step: i64,
+    /// Steps from the centre of the window (positive: the device is ahead).
+    pub offset: i64,
+}
+
+impl Located {
+    /// How far the device's clock is from ours, in seconds: the learnt
+    /// drift plus this offset, times the step.
+    pub fn clock_secs(&self, device: &Device) -> i64 {
+        (i64::from(device.drift) + self.offset).saturating_mul(i64::from(device.step))
+    }
+
+    /// Inside the window the module accepts from (`|offset| <= tolerance`).
+    pub fn in_window(&self, device: &Device) -> bool {
+        self.offset.unsigned_abs() <= u64::from(device.tolerance)
+    }
+
+    /// Already used: at or before the device's `last_t`.
+    pub fn used(&self, device: &Device) -> bool {
+        self.step <= device.last_t
+    }
+
+    /// One sentence for people and logs, e.g. "code matches step +2: the
+    /// device's clock is about 60 s ahead".
+    pub fn describe(&self, device: &Device) -> String {
+        let secs = self.clock_secs(device);
+        let clock = match secs {
+            0 => "the device's clock agrees with this host's".to_owned(),
+            s if s > 0 => format!("the device's clock is about {s} s ahead"),
+            s => format!("the device's clock is about {} s behind", s.unsigned_abs()),
+        };
+        format!("code matches step {:+}: {clock}", self.offset)
+    }
+}
+
+/// The step of `input` within `reach` steps either way of the centre of the
+/// device's window at `now`, nearest first (0, -1, +1, -2, ...): `None` when
+/// no step there has this code. Pure and read-only: it ignores `last_t` and
+/// the throttle, and neither counts a failure nor accepts anything.
+pub fn locate(device: &Device, input: &str, now: Timestamp, reach: u32) -> Option<Located> {
+    let code = normalize_code(input, device.digits)?;
+    let centre = current_step(device, now);
+    let reach = i64::from(reach);
+    (0..=reach)
+        .flat_map(|d| if d == 0 { vec![0] } else { vec![-d, d] })
+        .map(|offset| (offset, centre.saturating_add(offset)))
+        .find(|&(_, t)| code_matches(device, t, &code))
+        .map(|(offset, step)| Located { step, offset })
+}
+
+/// Why a refused code was refused, for the log: a code that belongs to a
+/// step outside the window, not yet used, at most [`SKEW_STEPS`] beyond it.
+/// Never a reason to accept.
+pub fn skew(device: &Device, input: &str, now: Timestamp) -> Option<Located> {
+    locate(
+        device,
+        input,
+        now,
+        device.tolerance.saturating_add(SKEW_STEPS),
+    )
+    .filter(|l| !l.in_window(device) && !l.used(device))
+}
+
+/// Whether the device shows `code` (already normalised) at step `t`, in
+/// constant time and without allocating. A step before 0 or an OATH error
+/// never matches.
+fn code_matches(device: &Device, t: i64, code: &[u8]) -> bool {
+    let Ok(counter) = u64::try_from(t) else {
+        return false;
+    };
+    let Some(value) = hotp_value(
+        device.algorithm,
+        device.key.expose(),
+        counter,
+        device.digits,
+    ) else {
+        return false;
+    };
+    let mut buf = [0u8; 10];
+    let len = (device.digits as usize).min(buf.len());
+    let mut v = value;
+    for slot in buf[..len].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    constant_time_eq(&buf[..len], code)
+}
+
+#[cfg(test)]
+mod skew_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::device::Params;
+    use crate::secret::Secret;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn phone() -> Device {
+        let key = Secret::from_hex("3132333435363738393031323334353637383930").unwrap();
+        Device::new("phone", key, &Params::default(), Timestamp::from_secs(0))
+    }
+
+    fn code(device: &Device, t: i64) -> String {
+        let v = hotp_value(
+            device.algorithm,
+            device.key.expose(),
+            t as u64,
+            device.digits,
+        )
+        .unwrap();
+        format!("{v:06}")
+    }
+
+    #[test]
+    fn a_phone_60_seconds_ahead_is_diagnosed_as_step_plus_2_and_60_s() {
+        let d = phone();
+        let now = Timestamp::from_secs(NOW);
+        let ahead = code(&d, current_step(&d, now) + 2);
+        let found = skew(&d, &ahead, now).unwrap();
+        assert_eq!(found.offset, 2);
+        assert_eq!(
+            found.describe(&d),
+            "code matches step +2: the device's clock is about 60 s ahead"
+        );
+        // ... and the module's own check still refuses it.
+        assert_eq!(
+            check(&d, &ahead, now, &Policy::default()),
+            Verdict::Rejected(Rejection::Wrong)
+        );
+    }
+
+    #[test]
+    fn a_phone_behind_is_reported_behind_and_drift_counts_in_the_seconds() {
+        let mut d = phone();
+        let now = Timestamp::from_secs(NOW);
+        let behind = code(&d, current_step(&d, now) - 3);
+        let found = skew(&d, &behind, now).unwrap();
+        assert_eq!(found.offset, -3);
+        assert!(found.describe(&d).ends_with("about 90 s behind"));
+        d.drift = 1;
+        let centre = current_step(&d, now);
+        let found = skew(&d, &code(&d, centre + 2), now).unwrap();
+        assert_eq!(found.clock_secs(&d), 90);
+    }
+
+    #[test]
+    fn codes_inside_the_window_used_ones_and_far_ones_are_not_skew() {
+        let mut d = phone();
+        let now = Timestamp::from_secs(NOW);
+        let centre = current_step(&d, now);
+        assert_eq!(skew(&d, &code(&d, centre + 1), now), None, "in the window");
+        let far = i64::from(d.tolerance + SKEW_STEPS) + 1;
+        assert_eq!(skew(&d, &code(&d, centre + far), now), None, "too far");
+        d.last_t = centre - 2;
+        assert_eq!(skew(&d, &code(&d, centre - 2), now), None, "used");
+        assert_eq!(skew(&d, "12345", now), None, "malformed");
+    }
+
+    #[test]
+    fn locate_finds_codes_in_the_window_too_and_says_whether_they_were_used() {
+        let mut d = phone();
+        let now = Timestamp::from_secs(NOW);
+        let centre = current_step(&d, now);
+        d.last_t = centre;
+        let here = locate(&d, &code(&d, centre), now, 5).unwrap();
+        assert_eq!(here.offset, 0);
+        assert!(here.in_window(&d) && here.used(&d));
+        assert_eq!(
+            here.describe(&d),
+            "code matches step +0: the device's clock agrees with this host's"
+        );
+    }
 }

@@ -435,6 +435,7 @@ pub struct Pamtester<'a> {
     at: Option<FakeTime>,
     env: Vec<(String, String)>,
     wrapper: Vec<String>,
+    extra: Vec<String>,
 }
 
 impl<'a> Pamtester<'a> {
@@ -449,6 +450,7 @@ impl<'a> Pamtester<'a> {
             at: None,
             env: Vec::new(),
             wrapper: Vec::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -479,6 +481,13 @@ impl<'a> Pamtester<'a> {
         self
     }
 
+    /// A further operation on the same PAM handle, run after the first
+    /// (pamtester runs its operations in order on one handle).
+    pub fn extra_operation(mut self, op: &str) -> Self {
+        self.extra.push(op.to_owned());
+        self
+    }
+
     /// An extra environment variable for the pamtester process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -497,6 +506,7 @@ impl<'a> Pamtester<'a> {
             None => Command::new("pamtester"),
         };
         cmd.args([&self.service, &self.user, &self.operation])
+            .args(&self.extra)
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", self.services.dir())
             .env("PAM_WRAPPER_DEBUGLEVEL", "3")

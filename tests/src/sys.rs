@@ -382,6 +382,33 @@ impl Sshd {
         answers: &[&str],
         command: &str,
     ) -> Result<Session> {
+        self.login_prompts(user, key, answers, command, 1)
+    }
+
+    /// [`Sshd::login`] with the client's `NumberOfPasswordPrompts` (its
+    /// default is 3: how often it restarts keyboard-interactive).
+    pub fn login_prompts(
+        &self,
+        user: &TestUser,
+        key: Option<&ClientKey>,
+        answers: &[&str],
+        command: &str,
+        prompts: u32,
+    ) -> Result<Session> {
+        self.login_methods(user, key, answers, command, prompts, "keyboard-interactive")
+    }
+
+    /// [`Sshd::login_prompts`] without a key, offering `methods`
+    /// (`PreferredAuthentications`, e.g. "keyboard-interactive,password").
+    pub fn login_methods(
+        &self,
+        user: &TestUser,
+        key: Option<&ClientKey>,
+        answers: &[&str],
+        command: &str,
+        prompts: u32,
+        methods: &str,
+    ) -> Result<Session> {
         let mut argv: Vec<String> = vec![
             "ssh".into(),
             "-F".into(),
@@ -393,7 +420,7 @@ impl Sshd {
             "-o".into(),
             "StrictHostKeyChecking=yes".into(),
             "-o".into(),
-            "NumberOfPasswordPrompts=1".into(),
+            format!("NumberOfPasswordPrompts={prompts}"),
             "-o".into(),
             "ConnectTimeout=10".into(),
         ];
@@ -413,7 +440,7 @@ impl Sshd {
                     "-o".into(),
                     "PubkeyAuthentication=no".into(),
                     "-o".into(),
-                    "PreferredAuthentications=keyboard-interactive".into(),
+                    format!("PreferredAuthentications={methods}"),
                 ]);
             }
         }

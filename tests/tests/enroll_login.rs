@@ -245,10 +245,9 @@ fn root_enrolls_a_user_and_the_user_logs_in_with_the_file_in_their_home() {
 /// log in through libpam once each (issue 12); a backup code from
 /// `backup-codes --json` too, and the module says how many are left.
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn imported_scratch_codes_and_new_backup_codes_log_in_once_each_through_libpam() {
-    if !skip_unless_root("imported_scratch_codes_and_new_backup_codes_log_in_once_each") {
-        return;
-    }
+    require_root("imported_scratch_codes_and_new_backup_codes_log_in_once_each");
     let services = Services::new().unwrap();
     let devices = DeviceDir::new().unwrap();
     let settings = empty_settings(devices.dir());

@@ -25,11 +25,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use pam_totp_tests::kit::require_root;
 use pam_totp_tests::pam::{
     code_now, device, module, random_key_hex, target_dir, workspace_root, wrong_code, DeviceDir,
     PamResult, Pamtester, Run, Services,
 };
-use pam_totp_tests::sys::skip_unless_root;
 use shared::device::{Device, DeviceFile};
 use shared::store::{self, Access, FileSpec};
 use shared::Timestamp;
@@ -268,10 +268,9 @@ fn store_calls(log: &str, dir: &Path) -> Vec<Call> {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn every_store_system_call_failing_leaves_a_whole_state_and_no_uncounted_failure() {
-    if !skip_unless_root("every_store_system_call_failing_leaves_a_whole_state") {
-        return;
-    }
+    require_root("every_store_system_call_failing_leaves_a_whole_state");
     let started = Instant::now();
     let f = Fixture::new();
     let wrong = wrong_code(&f.start);

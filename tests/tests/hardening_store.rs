@@ -6,11 +6,12 @@
 
 use std::path::PathBuf;
 
+use pam_totp_tests::kit::require_root;
 use pam_totp_tests::pam::{
     code_now, device, module, random_key_hex, wrong_code, DeviceDir, PamResult, Pamtester, Run,
     Services,
 };
-use pam_totp_tests::sys::{skip_unless_root, TestUser};
+use pam_totp_tests::sys::TestUser;
 use shared::device::{Device, DeviceFile};
 use shared::Timestamp;
 
@@ -85,10 +86,9 @@ fn used_device() -> Device {
 /// guessing. Property, for every limit around the file's size: if a wrong
 /// code goes uncounted under a limit, a right code is refused under it too.
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn finding_1_a_file_size_limit_cannot_make_a_wrong_code_go_uncounted() {
-    if !skip_unless_root("finding_1_a_file_size_limit_cannot_make_a_wrong_code_go_uncounted") {
-        return;
-    }
+    require_root("finding_1_a_file_size_limit_cannot_make_a_wrong_code_go_uncounted");
     let f = Fixture::new();
     let d = used_device();
     let start = DeviceFile {
@@ -144,10 +144,9 @@ fn finding_1_a_file_size_limit_cannot_make_a_wrong_code_go_uncounted() {
 /// `PAM_AUTHINFO_UNAVAIL`; a home that is there without the device
 /// directory is still "no device" (`PAM_IGNORE` under `nullok`).
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn finding_9_with_nullok_a_missing_home_is_authinfo_unavail_not_ignored() {
-    if !skip_unless_root("finding_9_with_nullok_a_missing_home_is_authinfo_unavail_not_ignored") {
-        return;
-    }
+    require_root("finding_9_with_nullok_a_missing_home_is_authinfo_unavail_not_ignored");
     let user = TestUser::create(&format!("pthome{}", std::process::id() % 100_000)).unwrap();
     let f = Fixture::new();
     f.services

@@ -14,10 +14,11 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use pam_totp_tests::kit::require_root;
 use pam_totp_tests::pam::{
     code_at, device, module, DeviceDir, FakeTime, PamResult, Pamtester, Services,
 };
-use pam_totp_tests::sys::{skip_unless_root, PamService};
+use pam_totp_tests::sys::PamService;
 use serde_json::Value;
 use shared::backup::{self, BackupCodes, CodeFormat};
 use shared::device::{Device, DeviceFile};
@@ -72,10 +73,9 @@ fn login(services: &Services, answer: &str, at: f64) -> pam_totp_tests::pam::Run
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn every_django_static_scenario_is_reproduced_through_the_module() {
-    if !skip_unless_root("every_django_static_scenario_is_reproduced_through_the_module") {
-        return;
-    }
+    require_root("every_django_static_scenario_is_reproduced_through_the_module");
     let all = vectors();
     for sc in all["static_scenarios"].as_array().unwrap() {
         let name = sc["name"].as_str().unwrap();
@@ -205,10 +205,9 @@ fn mixed(devices: &DeviceDir, phone_blocked: bool, set_blocked: bool) {
 /// refusal counts a failure on that device. We differ in one documented
 /// way: a device tried before the one that matched records nothing.
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_user_with_a_phone_and_backup_codes_gets_match_token_behaviour_on_both_throttle_states() {
-    if !skip_unless_root("a_user_with_a_phone_and_backup_codes_gets_match_token_behaviour") {
-        return;
-    }
+    require_root("a_user_with_a_phone_and_backup_codes_gets_match_token_behaviour");
     let (devices, services) = setup();
     let at = T as f64 + 0.5;
     let totp = code_at(&phone(), T);
@@ -287,10 +286,9 @@ fn a_user_with_a_phone_and_backup_codes_gets_match_token_behaviour_on_both_throt
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn sixteen_simultaneous_logins_with_one_backup_code_let_exactly_one_in() {
-    if !skip_unless_root("sixteen_simultaneous_logins_with_one_backup_code") {
-        return;
-    }
+    require_root("sixteen_simultaneous_logins_with_one_backup_code");
     const LOGINS: usize = 16;
     const ROUNDS: usize = 20;
     let devices = DeviceDir::new().unwrap();

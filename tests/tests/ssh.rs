@@ -367,3 +367,65 @@ fn forward_pass_denies_a_replayed_code() {
     let second = l.ssh(&[&answer]);
     assert!(!l.logged_in(&second), "replay: {}", l.explain(&second));
 }
+
+/// Issue 14, item 6: a throttled user in the password-then-code setup,
+/// with the ssh client's defaults (3 prompt rounds, password offered after
+/// keyboard-interactive). With the shipped sshd_config the client asks for
+/// a password again after the wait message (sshd's reaction to
+/// `PAM_MAXTRIES`), a prompt nothing typed can get through. With
+/// `MaxAuthTries 1` added, sshd ends the connection right after the wait
+/// message. Either way, nobody gets in.
+#[test]
+#[cfg_attr(not_root, ignore = "needs root")]
+fn a_throttled_login_over_ssh_never_gets_in_and_max_auth_tries_1_ends_it_cleanly() {
+    require_root("a_throttled_login_over_ssh_never_gets_in");
+    for (case, max_auth_tries_1) in [("pw-throttle", false), ("pw-throttle-mat", true)] {
+        let user = TestUser::create(&format!("totpe2e-{case}")).unwrap();
+        let device = random_device("phone").unwrap();
+        user.write_devices(std::slice::from_ref(&device)).unwrap();
+        let stack = pam_stack(
+            &example("pam.d-sshd").unwrap(),
+            &module_path().unwrap(),
+            &["throttle_factor=600"],
+        )
+        .unwrap();
+        let mut config = sshd_config_lines(&example("sshd_config.d-totp.conf").unwrap());
+        if max_auth_tries_1 {
+            config.push("MaxAuthTries 1".into());
+        }
+        let sshd = Sshd::start(case, &stack, &config, &user).unwrap();
+        let login = |answers: &[&str]| {
+            sshd.login_methods(
+                &user,
+                None,
+                answers,
+                REMOTE,
+                3,
+                "keyboard-interactive,password",
+            )
+            .unwrap()
+        };
+        let wrong = wrong_code(&device);
+        let first = login(&[&user.password, &wrong]);
+        assert!(!first.succeeded(), "{}", first.transcript);
+        let code = oathtool_code_now(&device).unwrap();
+        let pw = user.password.as_str();
+        let s = login(&[pw, &code, pw, &code, pw, &code, pw]);
+        eprintln!(
+            "--- throttled; password then code; {}; the user saw:\n{}\n({} prompts, exit {:?})",
+            if max_auth_tries_1 {
+                "shipped sshd_config + MaxAuthTries 1"
+            } else {
+                "shipped sshd_config"
+            },
+            s.transcript,
+            s.prompts,
+            s.exit
+        );
+        assert!(!s.succeeded(), "{}", s.transcript);
+        assert!(shows_wait_message(&s.transcript), "{}", s.transcript);
+        if max_auth_tries_1 {
+            assert_eq!(s.prompts, 1, "the password, then the end: {}", s.transcript);
+        }
+    }
+}

@@ -46,22 +46,27 @@ pub fn add(ctx: &Ctx, a: &AddArgs) -> Result<()> {
         "New device `{name}` for {} ({}, {} digits, a code every {} s), saved in {}.\n\n",
         ctx.user.name, device.algorithm, device.digits, device.step, ctx.store
     );
-    text.push_str(&setup_text(&device, &url, &matrix, &a.qr));
-    print(&text)?;
+    text.push_str(&setup_text(&device, &url, &a.qr));
+    let retry = format!("totp-enroll show {}", manage::shell_word(name));
     if a.no_confirm {
-        print(&format!(
+        text.push_str(&format!(
             "\nThe device is not confirmed yet and cannot be used to log in: run\n  \
              totp-enroll confirm {}\nwith a code from the app.\n",
             manage::shell_word(name)
-        ))?;
-        return Ok(());
+        ));
+        // Below the code: the shell's prompt.
+        text.push_str(&qr_text(&url, &a.qr, 1, &retry)?);
+        return print(&text);
     }
-    print(&format!(
+    text.push_str(&format!(
         "\nTo confirm, enter the {}-digit code the app shows now.\n",
         device.digits
-    ))?;
+    ));
+    // Below the code: the "Code: " prompt.
+    text.push_str(&qr_text(&url, &a.qr, 1, &retry)?);
+    print(&text)?;
     confirm_loop(ctx, name, true)?;
-    print(&format!("Device `{name}` is confirmed.\n"))?;
+    print(&format!("Device `{name}` is confirmed.\n{ONCE}"))?;
     if !a.no_backup_codes {
         give_first_set(ctx)?;
     }

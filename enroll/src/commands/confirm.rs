@@ -30,10 +30,14 @@ pub fn confirm(ctx: &Ctx, a: &ConfirmArgs) -> Result<()> {
         // The state, not the secret: confirming is not a setup step.
         print_device_json(ctx, &device, None, Some(Timestamp::now()))?;
     } else {
-        print(&format!("Device `{}` is confirmed.\n", a.name))?;
+        print(&format!("Device `{}` is confirmed.\n{ONCE}", a.name))?;
     }
     give_first_set(ctx)
 }
+
+/// The last line after a confirmation: the code just typed is used up, and
+/// the first login right after would otherwise be refused as a replay.
+pub(super) const ONCE: &str = "Each code works once: wait for the next code before you log in.\n";
 
 /// Reads codes from stdin until one confirms the device `name` (under the
 /// module's rules), the input ends, or too many are wrong. `--json` (not

@@ -105,10 +105,15 @@ pub fn show(ctx: &Ctx, a: &ShowArgs) -> Result<()> {
     ));
     text.push_str(&match d.last_t {
         -1 => "  last_t:        -1 (no code accepted yet)\n".to_owned(),
-        t => format!(
-            "  last_t:        {t} ({} steps before the current one)\n",
-            s.current_t.saturating_sub(t)
-        ),
+        t => match s.current_t.saturating_sub(t) {
+            0 => format!("  last_t:        {t} (the current step)\n"),
+            1 => format!("  last_t:        {t} (1 step before the current one)\n"),
+            n if n < 0 => format!(
+                "  last_t:        {t} ({} steps after the current one)\n",
+                n.unsigned_abs()
+            ),
+            n => format!("  last_t:        {t} ({n} steps before the current one)\n"),
+        },
     });
     text.push_str(&match (d.last_used_at, s.seconds_since_last_use) {
         (Some(t), Some(secs)) => {
@@ -127,6 +132,8 @@ pub fn show(ctx: &Ctx, a: &ShowArgs) -> Result<()> {
         ),
     });
     text.push('\n');
-    text.push_str(&setup_text(d, &url, &matrix, &a.qr));
+    text.push_str(&setup_text(d, &url, &a.qr));
+    let retry = format!("totp-enroll show {}", manage::shell_word(&d.name));
+    text.push_str(&qr_text(&url, &a.qr, 1, &retry)?);
     print(&text)
 }

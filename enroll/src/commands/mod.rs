@@ -6,6 +6,7 @@
 mod add;
 mod backup;
 mod batch;
+mod check;
 mod confirm;
 mod import;
 mod list;
@@ -16,8 +17,9 @@ use add::PendingImages;
 pub use backup::backup_codes;
 use backup::{backup_line, give_first_set};
 pub use batch::batch;
+pub use check::{check, set};
 pub use confirm::confirm;
-use confirm::confirm_loop;
+use confirm::{confirm_loop, ONCE};
 pub use import::import_google;
 pub use list::{list, show};
 pub use remove::{remove, reset};
@@ -38,8 +40,8 @@ use shared::verify::Rejection;
 use shared::Timestamp;
 
 use crate::cli::{
-    AddArgs, BackupArgs, BatchArgs, ConfirmArgs, ImportArgs, NameArg, QrArgs, QrStyle, ShowArgs,
-    DEFAULT_IMPORT_NAME, DEFAULT_NAME,
+    AddArgs, BackupArgs, BatchArgs, ConfirmArgs, ImportArgs, NameArg, QrArgs, QrStyle, RemoveArgs,
+    SetArgs, ShowArgs, DEFAULT_IMPORT_NAME, DEFAULT_NAME,
 };
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
@@ -68,37 +70,59 @@ fn warn_weak_key(key: &Secret) {
     }
 }
 
-/// The QR code, the manual-entry secret and the URL, for `add` and `show`.
-fn setup_text(device: &Device, url: &str, matrix: &Matrix, qr: &QrArgs) -> String {
-    let mut text = String::new();
-    match qr.qr {
-        QrStyle::None => {}
-        QrStyle::Utf8 => {
-            text.push_str("Scan this QR code with your authenticator app:\n\n");
-            text.push_str(&matrix.to_utf8(colour_terminal()));
-            text.push('\n');
-        }
-        QrStyle::Ansi => {
-            text.push_str("Scan this QR code with your authenticator app:\n\n");
-            text.push_str(&matrix.to_ansi());
-            text.push('\n');
-        }
-    }
+/// The manual-entry secret, the URL and the images written, for `add` and
+/// `show`. The terminal QR code comes last, right above the prompt
+/// ([`qr_text`]), so that it is what stays on a small screen.
+fn setup_text(device: &Device, url: &str, qr: &QrArgs) -> String {
     let b32 = device.key.to_base32();
-    text.push_str(&format!(
-        "Or type this secret into the app (time-based, {}, {} digits, {} s):\n  {}\n\n\
+    let mut text = format!(
+        "Secret, to type into the app (time-based, {}, {} digits, {} s):\n  {}\n\n\
          otpauth URL:\n  {url}\n",
         device.algorithm,
         device.digits,
         device.step,
         grouped(&b32)
-    ));
+    );
     for (what, path) in [("PNG", &qr.qr_png), ("SVG", &qr.qr_svg)] {
         if let Some(p) = path {
             text.push_str(&format!("QR code written to {} ({what}).\n", p.display()));
         }
     }
     text
+}
+
+/// The terminal QR code of `url` with a line saying what to do with it, or,
+/// when the terminal is too small to show it with `reserve` lines below
+/// (the prompt), a note saying so and how to get it another way
+/// (`retry`: the command that shows it again).
+fn qr_text(url: &str, qr: &QrArgs, reserve: usize, retry: &str) -> Result<String> {
+    let ansi = match qr.qr {
+        QrStyle::None => return Ok(String::new()),
+        QrStyle::Utf8 => false,
+        QrStyle::Ansi => true,
+    };
+    let matrix = Matrix::encode_for_terminal(url).map_err(Error::Usage)?;
+    let (lines, cols) = matrix.terminal_size(ansi);
+    if let Some((terminal_size::Width(w), terminal_size::Height(h))) =
+        terminal_size::terminal_size()
+    {
+        let (w, h) = (usize::from(w), usize::from(h));
+        if cols > w || lines + reserve > h {
+            return Ok(format!(
+                "\nThe QR code needs {cols}x{} characters and this terminal has {w}x{h}, so it \
+                 is not shown: type the secret above into the app, or enlarge the terminal \
+                 and run `{retry}`, or write an image with `{retry} --qr-png FILE`.\n",
+                lines + reserve
+            ));
+        }
+    }
+    let mut text = String::from("\nOr scan this QR code with the app:\n");
+    text.push_str(&if ansi {
+        matrix.to_ansi()
+    } else {
+        matrix.to_utf8(colour_terminal())
+    });
+    Ok(text)
 }
 
 fn act(writer: Option<(u32, u32)>) -> Result<Option<ActAs>> {
