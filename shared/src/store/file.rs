@@ -442,6 +442,9 @@ pub struct Locked {
     /// The spare, locked, once this transaction has opened it.
     spare: Option<Held>,
     devices: Option<DeviceFile>,
+    /// An exchange was made and the directory not fsynced since
+    /// ([`Locked::save_staged`]).
+    dir_dirty: bool,
     // Declared last so that it is dropped last: every file operation above
     // happens as the user.
     _act: Option<ActAs>,
@@ -501,6 +504,7 @@ fn lock_reusing(
         dir_path: dir.path,
         lock: locked,
         spare: None,
+        dir_dirty: false,
         devices,
         _act: act,
     }))
@@ -524,6 +528,19 @@ impl Locked {
     /// the devices, not on their state: whatever a login decides, it writes
     /// the same number of bytes.
     pub fn save(&mut self, devices: &DeviceFile, user: &str) -> Result<()> {
+        self.save_staged(devices, user)?;
+        self.sync_dir()
+    }
+
+    /// [`Locked::save`] without the final fsync of the directory: the new
+    /// content is on disk (written in place and fsynced before the
+    /// exchange, so a crash never shows a torn file) and visible to every
+    /// process at once, but which of the two inodes has the name after a
+    /// crash is only settled by the next [`Locked::sync_dir`] (or save).
+    /// The login stores its failure this way before it compares the code:
+    /// what makes it count is that every process sees it, and the final
+    /// save of the same transaction makes it durable.
+    pub fn save_staged(&mut self, devices: &DeviceFile, user: &str) -> Result<()> {
         let text = stored_text(devices, user);
         // A change of devices (not of state) leaves the old keys and the old
         // width in the spare: write the new text there too afterwards.
@@ -532,7 +549,7 @@ impl Locked {
             Some(old) => !same_devices(old, devices),
             None => false,
         };
-        self.replace_bytes(text.as_bytes())?;
+        self.stage_bytes(text.as_bytes())?;
         self.devices = Some(devices.clone());
         if scrub {
             // Best effort: the file itself is saved; a spare that keeps its
@@ -544,9 +561,27 @@ impl Locked {
         Ok(())
     }
 
+    /// Makes the last exchange durable: fsyncs the directory if a staged
+    /// save left it unsynced.
+    pub fn sync_dir(&mut self) -> Result<()> {
+        if self.dir_dirty {
+            fsync(&self.dir_fd)
+                .map_err(|e| Error::io(&self.dir_path, "fsync directory", e.into()))?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
     /// Durably replaces the file with `bytes` (already validated by the
     /// caller). On error the old file is untouched.
     pub fn replace_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stage_bytes(bytes)?;
+        self.sync_dir()
+    }
+
+    /// [`Locked::replace_bytes`] without the directory's fsync (see
+    /// [`Locked::save_staged`]); creating a first file is always durable.
+    fn stage_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         if self.lock.is_none() {
             return self.create(bytes);
         }
@@ -595,7 +630,8 @@ impl Locked {
                 ))
             }
         }
-        fsync(&self.dir_fd).map_err(|e| Error::io(&self.dir_path, "fsync directory", e.into()))
+        self.dir_dirty = true;
+        Ok(())
     }
 
     /// Opens (or makes) the spare and locks it, waiting at most until
@@ -743,7 +779,10 @@ impl Locked {
 }
 
 /// Writes `bytes` over the start of `file`, cuts it to that length and
-/// fsyncs it. Writing over blocks the file already has needs no new ones.
+/// makes the data durable (`fdatasync`: the bytes and the size, which is
+/// what a reader after a crash needs; the mtime is not). Writing over
+/// blocks the file already has needs no new ones, and at an unchanged size
+/// no journal commit either.
 fn write_in_place(file: &mut Held, bytes: &[u8]) -> std::io::Result<()> {
     let f: &File = file;
     f.write_all_at(bytes, 0)?;
@@ -751,7 +790,7 @@ fn write_in_place(file: &mut Held, bytes: &[u8]) -> std::io::Result<()> {
     if f.metadata()?.len() != len {
         f.set_len(len)?;
     }
-    f.sync_all()
+    f.sync_data()
 }
 
 /// Whether two files hold the same devices (names, keys, parameters),
@@ -950,17 +989,31 @@ impl FileStore {
         let now = self.now();
         let current = locked.as_ref().and_then(Locked::devices).cloned();
         let decided = {
-            let mut commit =
-                |next: &DeviceFile| self.locked_for_save(&mut locked)?.save(next, &self.user);
-            change(current.as_ref(), now, &mut commit)?
+            let mut commit = |next: &DeviceFile| {
+                self.locked_for_save(&mut locked)?
+                    .save_staged(next, &self.user)
+            };
+            change(current.as_ref(), now, &mut commit)
         };
-        match decided {
-            Change::Keep(value) => Ok(value),
-            Change::Save(next, value) => {
-                self.locked_for_save(&mut locked)?.save(&next, &self.user)?;
-                Ok(value)
-            }
-        }
+        let saved = match decided {
+            Ok(Change::Keep(value)) => Ok(value),
+            Ok(Change::Save(next, value)) => self
+                .locked_for_save(&mut locked)
+                .and_then(|l| l.save(&next, &self.user))
+                .map(|()| value)
+                .map_err(E::from),
+            Err(e) => Err(e),
+        };
+        // A staged save (the login's failure, stored before the code was
+        // compared) is made durable whatever came after it; its error only
+        // matters when nothing else failed.
+        let synced = match locked.as_mut() {
+            Some(l) => l.sync_dir(),
+            None => Ok(()),
+        };
+        let value = saved?;
+        synced?;
+        Ok(value)
     }
 
     /// The lock to save under: the one held, or, when there was no file

@@ -119,9 +119,10 @@ impl Store {
         }
     }
 
-    /// [`Store::update`] whose change may also durably save intermediate
-    /// states, under the same lock, through the `commit` function it is
-    /// given. The login uses it to store a failure before it compares the
+    /// [`Store::update`] whose change may also save intermediate states,
+    /// under the same lock, through the `commit` function it is given: each
+    /// is visible to every process at once, and durable before this
+    /// returns, whatever the change decides afterwards. The login uses it to store a failure before it compares the
     /// code (issue 11, finding 1): whatever stops the transaction after
     /// that, the attempt has been counted.
     pub fn update_staged<T, E>(
