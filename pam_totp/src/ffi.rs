@@ -437,7 +437,10 @@ impl Host for LibPam {
                 Level::Info => libc::LOG_INFO,
                 Level::Debug => libc::LOG_DEBUG,
             };
-        let Ok(text) = CString::new(message.replace('\0', " ")) else {
+        // The last guard against key material in syslog (issue 11,
+        // finding 7): whatever the message says, no run shaped like a key.
+        let masked = shared::secret::mask_key_like(message);
+        let Ok(text) = CString::new(masked.replace('\0', " ")) else {
             return;
         };
         // SAFETY: live handle; the format is the literal "%s" matched by

@@ -1,6 +1,8 @@
 //! The one error type of the `shared` crate.
 
 use std::fmt;
+
+use crate::secret::mask_key_like;
 use std::io;
 use std::path::PathBuf;
 
@@ -106,10 +108,13 @@ impl fmt::Display for Error {
                 if let Some(line) = line {
                     write!(f, ":{line}")?;
                 }
+                // Neither the key name nor the problem may carry key
+                // material from the file (a TOML syntax error quotes
+                // text): masked as a last guard (issue 11, finding 7).
                 if let Some(key) = key {
-                    write!(f, ": key `{}`", Escaped(key))?;
+                    write!(f, ": key `{}`", Escaped(&mask_key_like(key)))?;
                 }
-                write!(f, ": {}", Escaped(problem))
+                write!(f, ": {}", Escaped(&mask_key_like(problem)))
             }
             Error::Insecure { path, reason } => {
                 write!(f, "{}: refused: {reason}", path.display())

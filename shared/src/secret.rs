@@ -156,6 +156,48 @@ pub fn normalize_code(input: &str, digits: u32) -> Option<Zeroizing<Vec<u8>>> {
     (out.len() == digits as usize).then_some(out)
 }
 
+/// The shortest run of hex or base32 characters [`mask_key_like`] hides.
+pub const MASK_MIN_RUN: usize = 16;
+/// What [`mask_key_like`] puts in place of a hidden run.
+pub const MASK: &str = "[masked]";
+
+/// `text` with every run of at least [`MASK_MIN_RUN`] ASCII letters and
+/// digits that is all hex (`0-9a-fA-F`) or all base32 (`A-Z2-7`, either
+/// case), and not a number of up to 20 decimal digits, replaced by [`MASK`]: the last guard that keeps key material out
+/// of a log line (issue 11, finding 7). Words that long are rare in log
+/// text; a user or device name that long and shaped like a key is masked
+/// too, which is the safe side.
+pub fn mask_key_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let start = rest
+            .find(|c: char| c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        let run = &rest[..end];
+        let hex = run.bytes().all(|b| b.is_ascii_hexdigit());
+        let base32 = run
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b));
+        // Up to 20 decimal digits: a number (i64::MAX in a range), not a
+        // key; a key is at least 20 hex digits, all decimal with odds
+        // below one in 10^4, and most keys are longer.
+        let decimal = run.len() <= 20 && run.bytes().all(|b| b.is_ascii_digit());
+        if run.len() >= MASK_MIN_RUN && (hex || base32) && !decimal {
+            out.push_str(MASK);
+        } else {
+            out.push_str(run);
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
@@ -199,6 +241,23 @@ mod tests {
         assert!(normalize_code("+12345", 6).is_none());
         assert!(normalize_code("１２３４５６", 6).is_none());
         assert!(normalize_code("123\t456", 6).is_none());
+    }
+
+    #[test]
+    fn runs_shaped_like_hex_or_base32_keys_are_masked_and_words_are_not() {
+        assert_eq!(
+            mask_key_like("key 3132333435363738393031323334353637383930 in x"),
+            "key [masked] in x"
+        );
+        assert_eq!(
+            mask_key_like("GEZDGNBVGY3TQOJQ,gezdgnbvgy3tqojq."),
+            "[masked],[masked]."
+        );
+        let plain = "/home/alice/.config/pam_totp/devices.toml:7: key `device[1].step`";
+        assert_eq!(mask_key_like(plain), plain);
+        assert_eq!(mask_key_like("0123456789abcde"), "0123456789abcde");
+        assert_eq!(mask_key_like("9223372036854775807"), "9223372036854775807");
+        assert_eq!(mask_key_like("é0123456789abcdef!"), "é[masked]!");
     }
 
     #[test]

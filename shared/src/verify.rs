@@ -250,9 +250,9 @@ pub enum Login {
 /// confirmed, non-throttled device in file order; the first that accepts is
 /// updated and no other records a failure; if none accepts, every tried
 /// device records a failure. Throttled devices are untouched. Devices with
-/// the same key, algorithm and digits show the same code for the same
-/// counter, so each is checked against the highest `last_t` among them: a
-/// code is accepted once, not once per copy of the secret.
+/// the same key and algorithm show the same code (or its last digits) for
+/// the same counter, so each is checked against the highest `last_t` among
+/// them: a code is accepted once, not once per copy of the secret.
 pub fn verify_login(
     file: &DeviceFile,
     input: &str,
@@ -269,15 +269,15 @@ pub fn verify_login(
         if !device.confirmed {
             continue;
         }
-        // Twins (the same key, algorithm and digits: the same code for the
-        // same counter) share replay protection: a code one of them took
-        // is used for all of them.
+        // Twins (the same key and algorithm: the same HMAC for the same
+        // counter, and a 6-digit code is the tail of the 8-digit one) share
+        // replay protection: a counter one of them took is used for all of
+        // them. The device file refuses one key under two clocks (step,
+        // t0), so their `last_t` count the same steps (docs/design.md §4).
         let twins_last_t = file
             .devices
             .iter()
-            .filter(|d| {
-                d.key == device.key && d.algorithm == device.algorithm && d.digits == device.digits
-            })
+            .filter(|d| d.key == device.key && d.algorithm == device.algorithm)
             .map(|d| d.last_t)
             .max()
             .unwrap_or(device.last_t);
