@@ -96,6 +96,7 @@ fn core(c: &mut Criterion) {
             let policy = Policy {
                 sync: true,
                 throttle_factor: 0,
+                ..Policy::default()
             };
             let now = Timestamp::from_secs(NOW);
             // The bench measures what it claims: a refusal after the full window.

@@ -94,36 +94,56 @@ fn hex_value(c: u8) -> Option<u8> {
     }
 }
 
-/// What a person typed at the prompt. Wiped on drop; `Debug` redacts it.
+/// What a person typed at the prompt, as the bytes they typed (a password
+/// handed on by `forward_pass` need not be UTF-8: issue 11, finding 4).
+/// Wiped on drop; `Debug` redacts it.
 #[derive(Clone, Default)]
-pub struct Answer(Zeroizing<String>);
+pub struct Answer(Zeroizing<Vec<u8>>);
+
+/// What [`Answer::expose`] gives for bytes that are not UTF-8: text that is
+/// no code and no secret of any device.
+const NOT_TEXT: &str = "\u{FFFD}";
 
 impl Answer {
-    /// Wraps a submitted answer.
+    /// Wraps a submitted answer given as text.
     pub fn new(text: String) -> Self {
-        Answer(Zeroizing::new(text))
+        Answer(Zeroizing::new(text.into_bytes()))
     }
 
-    /// The text as typed.
+    /// Wraps a submitted answer given as bytes, as libpam hands it over.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Answer(Zeroizing::new(bytes))
+    }
+
+    /// The text as typed; an answer that is not UTF-8 reads as U+FFFD,
+    /// which is no code (only a code needs to be text).
     pub fn expose(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or(NOT_TEXT)
+    }
+
+    /// The bytes as typed.
+    pub fn expose_bytes(&self) -> &[u8] {
         &self.0
     }
 
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for an empty answer.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Splits a `forward_pass` answer into (password, code): the trailing
-    /// `code_len` characters are the code. `None` when the answer is shorter.
+    /// `code_len` bytes are the code (a code is ASCII), the rest is the
+    /// password, byte for byte. `None` when the answer is shorter.
     pub fn split_forward_pass(&self, code_len: usize) -> Option<(Answer, Answer)> {
-        let chars = self.0.chars().count();
-        if chars < code_len {
-            return None;
-        }
-        let cut = self
-            .0
-            .char_indices()
-            .nth(chars - code_len)
-            .map_or(self.0.len(), |(i, _)| i);
+        let cut = self.0.len().checked_sub(code_len)?;
         Some((
-            Answer::new(self.0[..cut].to_owned()),
-            Answer::new(self.0[cut..].to_owned()),
+            Answer::from_bytes(self.0[..cut].to_vec()),
+            Answer::from_bytes(self.0[cut..].to_vec()),
         ))
     }
 }
@@ -267,5 +287,21 @@ mod tests {
         assert_eq!(p.expose(), "pässword");
         assert_eq!(c.expose(), "123456");
         assert!(Answer::new("123".into()).split_forward_pass(6).is_none());
+    }
+
+    #[test]
+    fn finding_4_a_latin_1_password_is_handed_on_byte_for_byte() {
+        // Issue 11, finding 4: answers were read lossily as UTF-8, so a
+        // Latin-1 password never worked and distinct passwords collided.
+        let a = Answer::from_bytes(b"p\xe4ss\xff123456".to_vec());
+        let (p, c) = a.split_forward_pass(6).unwrap();
+        assert_eq!(p.expose_bytes(), b"p\xe4ss\xff");
+        assert_eq!(c.expose(), "123456");
+        let b = Answer::from_bytes(b"p\xe4ss\xfe123456".to_vec());
+        assert_ne!(
+            b.split_forward_pass(6).unwrap().0.expose_bytes(),
+            p.expose_bytes()
+        );
+        assert!(normalize_code(Answer::from_bytes(b"12345\xff".to_vec()).expose(), 6).is_none());
     }
 }

@@ -13,13 +13,18 @@ use crate::time::Timestamp;
 pub const MAX_THROTTLE_DELAY_SECS: i64 = 3_153_600_000;
 
 /// The settings that change verification (`OTP_TOTP_SYNC`,
-/// `OTP_TOTP_THROTTLE_FACTOR`).
+/// `OTP_TOTP_THROTTLE_FACTOR`, and `throttle_max`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// Learn the device's drift from accepted codes.
     pub sync: bool,
     /// Seconds of the first throttle delay; 0 never blocks.
     pub throttle_factor: u32,
+    /// The longest one throttle delay may be, in seconds (`throttle_max`);
+    /// `None`: django-otp's own cap, [`MAX_THROTTLE_DELAY_SECS`]. A cap
+    /// bounds how long whoever knows the first factor can keep the real
+    /// user out (docs/design.md §5).
+    pub throttle_max: Option<u32>,
 }
 
 impl Default for Policy {
@@ -27,6 +32,19 @@ impl Default for Policy {
         Policy {
             sync: true,
             throttle_factor: 1,
+            throttle_max: None,
+        }
+    }
+}
+
+impl Policy {
+    /// The delay after `count` consecutive failures under this policy:
+    /// [`throttle_delay_secs`], capped at `throttle_max`.
+    pub fn delay_secs(&self, count: u32) -> i64 {
+        let delay = throttle_delay_secs(count, self.throttle_factor);
+        match self.throttle_max {
+            Some(max) => delay.min(i64::from(max)),
+            None => delay,
         }
     }
 }
@@ -81,7 +99,7 @@ pub fn throttle_delay_secs(count: u32, factor: u32) -> i64 {
 /// When the device is blocked at `now`: `Some(until)`, else `None`
 /// (django-otp's `verify_is_allowed`).
 pub fn throttled_until(device: &Device, now: Timestamp, policy: &Policy) -> Option<Timestamp> {
-    let delay = throttle_delay_secs(device.throttling_failure_count, policy.throttle_factor);
+    let delay = policy.delay_secs(device.throttling_failure_count);
     if delay == 0 {
         return None;
     }

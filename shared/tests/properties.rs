@@ -52,7 +52,7 @@ proptest! {
         let t = current_step(&d, now) + offset;
         prop_assume!(t >= 0);
         let code = hotp(d.algorithm, d.key.expose(), t as u64, d.digits);
-        let policy = Policy { sync: true, throttle_factor: 0 };
+        let policy = Policy { sync: true, throttle_factor: 0, ..Policy::default() };
         let (verdict, next) = verify(&d, &code, now, &policy);
         if let Verdict::Accepted { step, .. } = verdict {
             prop_assert!(step > d.last_t, "accepted step {} <= last_t {}", step, d.last_t);
@@ -67,7 +67,7 @@ proptest! {
         let t = current_step(&d, now) + offset;
         prop_assume!(t >= 0);
         let code = hotp(d.algorithm, d.key.expose(), t as u64, d.digits);
-        let policy = Policy { sync: true, throttle_factor: 0 };
+        let policy = Policy { sync: true, throttle_factor: 0, ..Policy::default() };
         let (verdict, next) = verify(&d, &code, now, &policy);
         let moved = (i64::from(next.drift) - i64::from(d.drift)).abs();
         prop_assert!(moved <= i64::from(d.tolerance), "{:?} moved drift by {}", verdict, moved);
@@ -89,7 +89,7 @@ proptest! {
 
     #[test]
     fn verification_never_panics_on_any_input((d, now) in device(), input in ".{0,80}", factor in 0u32..4) {
-        let policy = Policy { sync: true, throttle_factor: factor };
+        let policy = Policy { sync: true, throttle_factor: factor, ..Policy::default() };
         let (verdict, next) = verify(&d, &input, now, &policy);
         // Whatever it says, a refusal is recorded and nothing else changes.
         if let Verdict::Rejected(_) = verdict {

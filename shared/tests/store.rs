@@ -103,6 +103,7 @@ fn no_throttle() -> Policy {
     Policy {
         sync: true,
         throttle_factor: 0,
+        ..Policy::default()
     }
 }
 
@@ -256,6 +257,7 @@ fn child_main(role: &str) {
             let policy = Policy {
                 sync: true,
                 throttle_factor: env("STORE_FACTOR").parse().unwrap(),
+                ..Policy::default()
             };
             let result = attempt(&spec, USER, &env("STORE_CODE"), now(), &policy, PATIENT);
             report(&describe(&result));

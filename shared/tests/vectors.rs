@@ -159,6 +159,7 @@ fn every_django_verify_scenario_is_reproduced_event_by_event() {
         let policy = Policy {
             sync: s["settings"]["OTP_TOTP_SYNC"].as_bool().unwrap(),
             throttle_factor: s["settings"]["OTP_TOTP_THROTTLE_FACTOR"].as_u64().unwrap() as u32,
+            ..Policy::default()
         };
         let mut device = device_from(&s["initial"]);
         for e in s["events"].as_array().unwrap() {
