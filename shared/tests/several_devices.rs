@@ -234,3 +234,33 @@ fn finding_5_a_used_8_digit_code_cannot_be_replayed_as_6_digits() {
         "the last six digits of a used 8-digit code were accepted: {second:?}"
     );
 }
+
+#[test]
+fn throttle_max_caps_one_delay_and_comes_from_the_settings() {
+    let mut d = device("a", 1);
+    d.throttling_failure_count = 20; // 2^19 s, six days
+    d.throttling_failure_timestamp = Some(now());
+    let file = DeviceFile { devices: vec![d] };
+    let capped = Policy {
+        throttle_max: Some(60),
+        ..Policy::default()
+    };
+    assert_eq!(capped.delay_secs(20), 60);
+    assert_eq!(Policy::default().delay_secs(20), 1 << 19);
+    assert_eq!(
+        readiness(&file, now().plus_secs(59), &capped),
+        Readiness::AllThrottled {
+            until: now().plus_secs(60)
+        }
+    );
+    assert_eq!(
+        readiness(&file, now().plus_secs(60), &capped),
+        Readiness::Ready
+    );
+    let s =
+        shared::Settings::parse("throttle_max = 3600\n", std::path::Path::new("/x.toml")).unwrap();
+    assert_eq!(s.policy.throttle_max, Some(3600));
+    assert!(
+        shared::Settings::parse("throttle_max = 0\n", std::path::Path::new("/x.toml")).is_err()
+    );
+}
