@@ -71,7 +71,27 @@ pub struct Args {
 impl Args {
     /// Parses the arguments as libpam hands them over (bytes, one per word;
     /// the `[prompt=Your code: ]` bracket form arrives as one argument).
+    /// An error is one line without control characters: it goes to syslog
+    /// and quotes the argument.
     pub fn parse<'a, I>(args: I) -> Result<Args, String>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        Args::parse_raw(args).map_err(|e| {
+            e.chars()
+                .flat_map(|c| {
+                    let escaped: Vec<char> = if c.is_control() {
+                        c.escape_default().collect()
+                    } else {
+                        vec![c]
+                    };
+                    escaped
+                })
+                .collect()
+        })
+    }
+
+    fn parse_raw<'a, I>(args: I) -> Result<Args, String>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
@@ -386,5 +406,7 @@ mod tests {
         }
         let err = Args::parse([&b"\xff"[..]]).unwrap_err();
         assert!(err.contains("not UTF-8"), "{err}");
+        let err = Args::parse([&b"x\ny\x1b[2J"[..]]).unwrap_err();
+        assert!(!err.chars().any(char::is_control), "{err}");
     }
 }
