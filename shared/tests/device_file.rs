@@ -499,6 +499,19 @@ fn finding_5_a_second_device_with_the_same_key_and_another_clock_is_refused() {
         "\n[[device]]\nname = \"copy\"\nkey = \"{KEY}\"\nconfirmed = true\ndigits = 8"
     )))
     .unwrap();
+    // totp-enroll adds through DeviceFile::add, which refuses the same.
+    let mut file = parse(&file_with("")).unwrap();
+    let mut copy = file.devices[0].clone();
+    copy.name = "copy".into();
+    copy.step = 60;
+    let err = file.add(copy.clone()).unwrap_err();
+    assert!(
+        err.contains("one key, one clock") && !err.contains(KEY),
+        "{err}"
+    );
+    copy.step = 30;
+    copy.digits = 8;
+    file.add(copy).unwrap();
 }
 
 #[test]
