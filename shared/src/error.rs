@@ -111,10 +111,12 @@ impl fmt::Display for Error {
                 // Neither the key name nor the problem may carry key
                 // material from the file (a TOML syntax error quotes
                 // text): masked as a last guard (issue 11, finding 7).
+                // Escaped first, then masked: escaping a control character
+                // can join two runs into one (found by fuzzing).
                 if let Some(key) = key {
-                    write!(f, ": key `{}`", Escaped(&mask_key_like(key)))?;
+                    write!(f, ": key `{}`", mask_key_like(&Escaped(key).to_string()))?;
                 }
-                write!(f, ": {}", Escaped(&mask_key_like(problem)))
+                write!(f, ": {}", mask_key_like(&Escaped(problem).to_string()))
             }
             Error::Insecure { path, reason } => {
                 write!(f, "{}: refused: {reason}", path.display())
