@@ -3,7 +3,7 @@ CARGO ?= cargo
 PREFIX ?= /usr
 DESTDIR ?=
 
-.PHONY: all deps build release demo test test-rust test-packaging lint deb rpm install man bench clean
+.PHONY: all deps build release demo test test-rust test-packaging lint deb rpm install man bench fuzz clean
 
 # What `make demo` needs beyond Rust: libpam to link, pam_wrapper and
 # pamtester to log in without touching /etc/pam.d, oathtool to show the code.
@@ -55,6 +55,11 @@ man:
 
 bench:
 	bench/run.sh
+
+# Every cargo-fuzz target for FUZZ_SECONDS each (default 120); stable Rust.
+FUZZ_SECONDS ?= 120
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

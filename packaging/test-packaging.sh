@@ -222,14 +222,14 @@ c_man() {
 	done
 	# The pages document every argument, return code, setting and field.
 	out=$(MANWIDTH=200 man -l "$REPO_ROOT/packaging/build/man/pam_totp.8" 2>/dev/null)
-	for word in path= config= nullok use_first_pass try_first_pass forward_pass prompt= \
-		echo throttle_factor= no_sync debug PAM_SUCCESS PAM_AUTH_ERR PAM_MAXTRIES \
+	for word in path= config= nullok use_first_pass try_first_pass forward_pass stash_code \
+		use_stored_code prompt= echo throttle_factor= throttle_max= no_sync debug PAM_SUCCESS PAM_AUTH_ERR PAM_MAXTRIES \
 		PAM_IGNORE PAM_USER_UNKNOWN PAM_AUTHINFO_UNAVAIL PAM_SERVICE_ERR sshd sudo \
 		AuthenticationMethods pam-auth-update; do
 		grep -qF -- "$word" <<<"$out" || fail "pam_totp(8) does not mention $word" || return 1
 	done
 	out=$(MANWIDTH=200 man -l "$REPO_ROOT/packaging/build/man/pam_totp.toml.5" 2>/dev/null)
-	for word in sync throttle_factor issuer image path '[enroll]' digits step tolerance algorithm \
+	for word in sync throttle_factor throttle_max issuer image path '[enroll]' digits step tolerance algorithm \
 		version '[[device]]' name key t0 drift last_t confirmed created_at last_used_at \
 		throttling_failure_count throttling_failure_timestamp static_throttle_factor \
 		'[backup_codes]' argon2id params salt format codes; do

@@ -10,6 +10,16 @@ pub const DEFAULT_WINDOW: u32 = 3;
 /// pam-totp's largest tolerance (DESIGN §3).
 pub const MAX_TOLERANCE: u32 = 10;
 
+/// Whether an option name may be quoted back: short, `[A-Za-z0-9_.-]`,
+/// and not shaped like a key.
+fn is_plain_option(name: &str) -> bool {
+    name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && shared::secret::mask_key_like(name) == name
+}
+
 /// The parts of a google-authenticator file that map onto a device.
 #[derive(Debug)]
 pub struct GaFile {
@@ -88,7 +98,7 @@ impl GaFile {
                         disallow_reuse = true;
                         for a in &args {
                             let t: i64 = a.parse().map_err(|_| {
-                                format!("line {n}: DISALLOW_REUSE entry `{a}` is not a number")
+                                format!("line {n}: a DISALLOW_REUSE entry is not a number")
                             })?;
                             if t >= 0 {
                                 last_t = Some(last_t.map_or(t, |l| l.max(t)));
@@ -99,7 +109,12 @@ impl GaFile {
                         "RATE_LIMIT is not imported: pam-totp throttles with exponential back-off instead"
                             .to_owned(),
                     ),
-                    other => notes.push(format!("option `{other}` (line {n}) is ignored")),
+                    // Quoted only when it cannot be the secret pasted on the
+                    // wrong line (issue 11, finding 7; found by fuzzing).
+                    other if is_plain_option(other) => {
+                        notes.push(format!("option `{other}` (line {n}) is ignored"))
+                    }
+                    _ => notes.push(format!("an unknown option (line {n}) is ignored")),
                 }
                 continue;
             }

@@ -466,3 +466,65 @@ fn root_makes_backup_codes_for_a_user_and_the_file_stays_theirs() {
         out.stdout
     );
 }
+
+#[test]
+fn finding_9_batch_users_from_opens_only_a_regular_file_and_never_echoes_a_line() {
+    // Issue 11, finding 9: `--users-from` followed a symlink (to
+    // /etc/shadow, whose lines it then printed as unknown users) and hung
+    // on a FIFO.
+    let Some(u) = TestUser::create("from") else {
+        return;
+    };
+    let env = Env::new();
+    let secret_line = "root:$y$j9T$notarealhash:19000:0:99999:7:::";
+    let listing = env.path("listing");
+    fs::write(&listing, format!("{secret_line}\n{}\n", u.name)).unwrap();
+    let link = env.path("link");
+    std::os::unix::fs::symlink(&listing, &link).unwrap();
+    let out = env.enroll_nopath(&["batch", "--users-from", link.to_str().unwrap()], "");
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        !out.stdout.contains("root:") && !out.stderr.contains("root:"),
+        "{out:?}"
+    );
+    assert!(!u.devices_path().exists(), "a symlinked list was followed");
+
+    // A regular file: the valid name gets a device; the line that is no
+    // user name is reported by number, never shown.
+    let out = env.enroll_nopath(&["batch", "--users-from", listing.to_str().unwrap()], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        !out.stdout.contains("root:") && !out.stderr.contains("root:"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains(":1:"), "{out:?}");
+    assert!(u.devices_path().exists());
+
+    // A FIFO nobody writes to: refused at once, not waited on.
+    let fifo = env.path("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut child = std::process::Command::new(common::bin())
+        .args(["batch", "--users-from", fifo.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > std::time::Duration::from_secs(5) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "hung on a FIFO");
+}

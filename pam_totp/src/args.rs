@@ -20,10 +20,17 @@ pub enum FirstPass {
     Prompt,
     /// `use_first_pass`: take `PAM_AUTHTOK` from an earlier module; never prompt.
     Use,
-    /// `try_first_pass`: try `PAM_AUTHTOK` if it looks like a code, prompt if
-    /// it does not or if it is refused.
+    /// `try_first_pass`: try `PAM_AUTHTOK` if it looks like a code (an
+    /// uncounted try: only acceptance changes state), prompt if it does
+    /// not or if it is refused.
     Try,
+    /// `use_stored_code`: the code a `stash_code` line of the same stack
+    /// kept; never prompt.
+    Stored,
 }
+
+/// Largest `throttle_max=`: django-otp's own cap on one delay.
+const MAX_THROTTLE_MAX: u32 = 3_153_600_000;
 
 /// The parsed arguments of one service line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,15 +43,19 @@ pub struct Args {
     pub nullok: bool,
     /// `use_first_pass` / `try_first_pass`.
     pub first_pass: FirstPass,
-    /// `forward_pass`: one prompt for password and code; the password part
-    /// becomes `PAM_AUTHTOK` for the next module.
-    pub forward_pass: bool,
+    /// `stash_code`: one prompt for password and code; the password part
+    /// becomes `PAM_AUTHTOK` for the next module, the code is kept for a
+    /// `use_stored_code` line after the password module. Nothing is
+    /// verified and nothing is read that tells users apart.
+    pub stash_code: bool,
     /// `prompt=TEXT`.
     pub prompt: Option<String>,
     /// `echo`: show the code while it is typed.
     pub echo: bool,
     /// `throttle_factor=N`, overriding the settings file.
     pub throttle_factor: Option<u32>,
+    /// `throttle_max=N`, overriding the settings file.
+    pub throttle_max: Option<u32>,
     /// `no_sync`: do not learn drift from accepted codes.
     pub no_sync: bool,
     /// `debug`: log the decisions (never a key or a code).
@@ -58,7 +69,27 @@ pub struct Args {
 impl Args {
     /// Parses the arguments as libpam hands them over (bytes, one per word;
     /// the `[prompt=Your code: ]` bracket form arrives as one argument).
+    /// An error is one line without control characters: it goes to syslog
+    /// and quotes the argument.
     pub fn parse<'a, I>(args: I) -> Result<Args, String>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        Args::parse_raw(args).map_err(|e| {
+            e.chars()
+                .flat_map(|c| {
+                    let escaped: Vec<char> = if c.is_control() {
+                        c.escape_default().collect()
+                    } else {
+                        vec![c]
+                    };
+                    escaped
+                })
+                .collect()
+        })
+    }
+
+    fn parse_raw<'a, I>(args: I) -> Result<Args, String>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
@@ -114,10 +145,36 @@ impl Args {
                         })?;
                     out.throttle_factor = Some(n as u32);
                 }
+                ("throttle_max", Some(v)) => {
+                    let n = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=MAX_THROTTLE_MAX).contains(n))
+                        .ok_or_else(|| {
+                            format!(
+                                "throttle_max=`{v}` must be a whole number of seconds from 1 \
+                                 to {MAX_THROTTLE_MAX}"
+                            )
+                        })?;
+                    out.throttle_max = Some(n);
+                }
                 ("nullok", None) => out.nullok = true,
                 ("use_first_pass", None) => out.first_pass = FirstPass::Use,
                 ("try_first_pass", None) => out.first_pass = FirstPass::Try,
-                ("forward_pass", None) => out.forward_pass = true,
+                ("use_stored_code", None) => out.first_pass = FirstPass::Stored,
+                ("stash_code", None) => out.stash_code = true,
+                // The one-line form checked the code before the password,
+                // so a stranger could count failures and see who is
+                // enrolled (issue 11, finding 2). It fails closed rather
+                // than pass with the password alone.
+                ("forward_pass", _) => {
+                    return Err(
+                        "forward_pass is now two lines: `auth requisite pam_totp.so \
+                                stash_code` before the password module and `auth required \
+                                pam_totp.so use_stored_code` after it; see pam_totp(8)"
+                            .into(),
+                    );
+                }
                 ("echo", None) => out.echo = true,
                 ("no_sync", None) => out.no_sync = true,
                 ("debug", None) => out.debug = true,
@@ -131,8 +188,20 @@ impl Args {
                 }
             }
         }
-        if seen.contains(&"use_first_pass") && seen.contains(&"try_first_pass") {
-            return Err("use_first_pass and try_first_pass exclude each other".into());
+        let sources = ["use_first_pass", "try_first_pass", "use_stored_code"];
+        let given: Vec<&str> = sources
+            .iter()
+            .copied()
+            .filter(|s| seen.contains(s))
+            .collect();
+        if given.len() > 1 {
+            return Err(format!("{} exclude each other", given.join(" and ")));
+        }
+        if out.stash_code && !given.is_empty() {
+            return Err(format!("stash_code and {} exclude each other", given[0]));
+        }
+        if out.first_pass == FirstPass::Stored && (out.prompt.is_some() || out.echo) {
+            return Err("use_stored_code never prompts: prompt= and echo do not apply".into());
         }
         Ok(out)
     }
@@ -140,7 +209,7 @@ impl Args {
 
 /// The default prompt (docs/design.md §6).
 pub const PROMPT: &str = "Verification code: ";
-/// The prompt with `forward_pass`.
+/// The prompt with `stash_code`.
 pub const FORWARD_PROMPT: &str = "Password & verification code: ";
 
 /// The arguments of one service line merged over the settings file: the one
@@ -155,8 +224,8 @@ pub struct Resolved {
     pub nullok: bool,
     /// Where the code comes from first.
     pub first_pass: FirstPass,
-    /// `forward_pass`.
-    pub forward_pass: bool,
+    /// `stash_code`.
+    pub stash_code: bool,
     /// The prompt text: `prompt=`, else the default for the mode.
     pub prompt: String,
     /// `echo`.
@@ -172,10 +241,13 @@ impl Resolved {
         if let Some(factor) = args.throttle_factor {
             policy.throttle_factor = factor;
         }
+        if let Some(max) = args.throttle_max {
+            policy.throttle_max = Some(max);
+        }
         if args.no_sync {
             policy.sync = false;
         }
-        let default_prompt = if args.forward_pass {
+        let default_prompt = if args.stash_code {
             FORWARD_PROMPT
         } else {
             PROMPT
@@ -185,7 +257,7 @@ impl Resolved {
             policy,
             nullok: args.nullok,
             first_pass: args.first_pass,
-            forward_pass: args.forward_pass,
+            stash_code: args.stash_code,
             prompt: args
                 .prompt
                 .clone()
@@ -205,9 +277,12 @@ fn canonical(key: &str) -> Option<&'static str> {
         "use_first_pass",
         "try_first_pass",
         "forward_pass",
+        "stash_code",
+        "use_stored_code",
         "prompt",
         "echo",
         "throttle_factor",
+        "throttle_max",
         "no_sync",
         "debug",
         #[cfg(feature = "test-panic")]
@@ -237,17 +312,23 @@ mod tests {
             "config=/etc/x.toml",
             "nullok",
             "try_first_pass",
-            "forward_pass",
             "prompt=Your code: ",
             "echo",
             "throttle_factor=0",
+            "throttle_max=3600",
             "no_sync",
             "debug",
         ])
         .unwrap();
         assert_eq!(a.path.unwrap().as_str(), "/var/lib/pam_totp/%u.toml");
         assert_eq!(a.config.unwrap(), PathBuf::from("/etc/x.toml"));
-        assert!(a.nullok && a.forward_pass && a.echo && a.no_sync && a.debug);
+        assert!(a.nullok && a.echo && a.no_sync && a.debug);
+        assert_eq!(a.throttle_max, Some(3600));
+        assert!(parse(&["stash_code"]).unwrap().stash_code);
+        assert_eq!(
+            parse(&["use_stored_code"]).unwrap().first_pass,
+            FirstPass::Stored
+        );
         assert_eq!(a.first_pass, FirstPass::Try);
         assert_eq!(a.prompt.as_deref(), Some("Your code: "));
         assert_eq!(a.throttle_factor, Some(0));
@@ -274,16 +355,18 @@ mod tests {
                 "path=/srv/%u",
                 "throttle_factor=0",
                 "no_sync",
-                "forward_pass",
+                "stash_code",
                 "nullok",
+                "throttle_max=60",
             ])
             .unwrap(),
             settings.clone(),
         );
         assert_eq!(over.template.as_str(), "/srv/%u");
         assert_eq!(over.policy.throttle_factor, 0);
+        assert_eq!(over.policy.throttle_max, Some(60));
         assert!(!over.policy.sync);
-        assert!(over.nullok && over.forward_pass);
+        assert!(over.nullok && over.stash_code);
         assert_eq!(over.prompt, FORWARD_PROMPT);
         let asked = Resolved::merge(&parse(&["prompt=Code:"]).unwrap(), settings);
         assert_eq!(asked.prompt, "Code:");
@@ -305,6 +388,12 @@ mod tests {
             (&["nullok", "nullok"], "given twice"),
             (&["path=/a/%u", "path=/b/%u"], "given twice"),
             (&["use_first_pass", "try_first_pass"], "exclude each other"),
+            (&["use_stored_code", "try_first_pass"], "exclude each other"),
+            (&["stash_code", "use_stored_code"], "exclude each other"),
+            (&["use_stored_code", "echo"], "never prompts"),
+            (&["throttle_max=0"], "1 to 3153600000"),
+            (&["throttle_max=3153600001"], "1 to 3153600000"),
+            (&["forward_pass"], "two lines"),
             (&["test_panic"], "unknown module argument"),
         ];
         for (args, want) in cases {
@@ -317,5 +406,7 @@ mod tests {
         }
         let err = Args::parse([&b"\xff"[..]]).unwrap_err();
         assert!(err.contains("not UTF-8"), "{err}");
+        let err = Args::parse([&b"x\ny\x1b[2J"[..]]).unwrap_err();
+        assert!(!err.chars().any(char::is_control), "{err}");
     }
 }

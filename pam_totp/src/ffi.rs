@@ -270,8 +270,6 @@ impl LibPam {
     /// [`drop_data`], which wipes and frees it, when a new `set_data` of the
     /// same name replaces it or at `pam_end`. `name` must begin with
     /// [`DATA_PREFIX`] (else `PAM_BAD_ITEM`); on any error `value` is wiped.
-    // Not on the Host trait yet: issues 11 and 14 use it.
-    #[allow(dead_code)]
     pub fn set_data(&mut self, name: &CStr, mut value: Box<[u8]>) -> Result<(), c_int> {
         if !name.to_bytes().starts_with(DATA_PREFIX) {
             value.zeroize();
@@ -296,8 +294,6 @@ impl LibPam {
     /// A copy of what [`LibPam::set_data`] kept under `name` in this PAM
     /// transaction; `None` when there is none (or `name` does not begin
     /// with [`DATA_PREFIX`]).
-    // Not on the Host trait yet: issues 11 and 14 use it.
-    #[allow(dead_code)]
     pub fn get_data(&self, name: &CStr) -> Option<Vec<u8>> {
         if !name.to_bytes().starts_with(DATA_PREFIX) {
             return None;
@@ -376,22 +372,13 @@ unsafe fn bounded_copy(p: *const c_char) -> Answer {
     let len = unsafe { libc::strnlen(p, auth::MAX_ANSWER_LEN + 1) };
     // SAFETY: `len` bytes from `p` were just found to be readable.
     let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
-    lossy(bytes)
+    // The bytes as typed: a password handed on by `stash_code` need not be
+    // UTF-8 (issue 11, finding 4). `to_vec` allocates exactly once.
+    Answer::from_bytes(bytes.to_vec())
 }
 
-/// `String::from_utf8_lossy`, into one allocation that never grows (each
-/// invalid byte becomes at most 3 bytes): a growing String would free a
-/// copy of the answer, which may hold a password (`forward_pass`), unwiped.
-fn lossy(bytes: &[u8]) -> Answer {
-    let mut text = String::with_capacity(bytes.len().saturating_mul(3));
-    for chunk in bytes.utf8_chunks() {
-        text.push_str(chunk.valid());
-        if !chunk.invalid().is_empty() {
-            text.push(char::REPLACEMENT_CHARACTER);
-        }
-    }
-    Answer::new(text)
-}
+/// The module-data name under which `stash_code` keeps the code.
+const STORED_CODE: &CStr = c"pam_totp.code";
 
 impl Host for LibPam {
     fn user(&mut self) -> Result<String, c_int> {
@@ -427,8 +414,8 @@ impl Host for LibPam {
     }
 
     fn set_authtok(&mut self, token: &Answer) -> Result<(), c_int> {
-        let mut bytes = Zeroizing::new(Vec::with_capacity(token.expose().len() + 1));
-        bytes.extend(token.expose().bytes().filter(|b| *b != 0));
+        let mut bytes = Zeroizing::new(Vec::with_capacity(token.len() + 1));
+        bytes.extend(token.expose_bytes().iter().copied().filter(|b| *b != 0));
         bytes.push(0);
         // SAFETY: live handle; `bytes` is a NUL-terminated buffer that
         // outlives the call, and pam_set_item copies it (keeping no pointer).
@@ -440,6 +427,22 @@ impl Host for LibPam {
         }
     }
 
+    fn keep_code(&mut self, code: &Answer) -> Result<(), c_int> {
+        self.set_data(STORED_CODE, Box::from(code.expose_bytes()))
+    }
+
+    fn take_stored_code(&mut self) -> Result<Option<Answer>, c_int> {
+        let Some(bytes) = self.get_data(STORED_CODE) else {
+            return Ok(None);
+        };
+        let code = Zeroizing::new(bytes);
+        // Taken: an empty value replaces it (and the old one is wiped), so
+        // a second verifying line, or a retry on the same handle without a
+        // new stash, finds no code.
+        self.set_data(STORED_CODE, Box::default())?;
+        Ok((!code.is_empty()).then(|| Answer::from_bytes(code.to_vec())))
+    }
+
     fn log(&mut self, level: Level, message: &str) {
         let priority = libc::LOG_AUTHPRIV
             | match level {
@@ -448,7 +451,10 @@ impl Host for LibPam {
                 Level::Info => libc::LOG_INFO,
                 Level::Debug => libc::LOG_DEBUG,
             };
-        let Ok(text) = CString::new(message.replace('\0', " ")) else {
+        // The last guard against key material in syslog (issue 11,
+        // finding 7): whatever the message says, no run shaped like a key.
+        let masked = shared::secret::mask_key_like(message);
+        let Ok(text) = CString::new(masked.replace('\0', " ")) else {
             return;
         };
         // SAFETY: live handle; the format is the literal "%s" matched by
@@ -550,17 +556,12 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_that_is_not_utf8_is_read_as_from_utf8_lossy_would() {
-        for bytes in [
-            &b"123456"[..],
-            b"p\xe9ss123456",
-            b"\xff\xfe\xfd",
-            b"\xf0\x9f\x98",
-            "pässwörd".as_bytes(),
-            b"",
-        ] {
-            let answer = lossy(bytes);
-            assert_eq!(answer.expose(), String::from_utf8_lossy(bytes), "{bytes:?}");
+    fn an_answer_that_is_not_utf8_is_kept_byte_for_byte() {
+        for bytes in [&b"123456"[..], b"p\xe9ss123456", b"\xff\xfe\xfd", b""] {
+            let c = CString::new(bytes).unwrap_or_default();
+            // SAFETY: a NUL-terminated string.
+            let answer = unsafe { bounded_copy(c.as_ptr()) };
+            assert_eq!(answer.expose_bytes(), bytes);
         }
     }
 

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::error::Result;
 use crate::time::Timestamp;
 use crate::tomlfile::Fields;
-use crate::verify::{throttle_delay_secs, Policy, Rejection};
+use crate::verify::{Policy, Rejection};
 
 /// Crockford's base32 alphabet: no I, L, O, U.
 pub const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -369,7 +369,7 @@ pub enum Verdict {
 
 /// When the set is blocked at `now` (`OTP_STATIC_THROTTLE_FACTOR`).
 pub fn throttled_until(set: &BackupCodes, now: Timestamp, policy: &Policy) -> Option<Timestamp> {
-    let delay = throttle_delay_secs(set.throttling_failure_count, policy.static_throttle_factor);
+    let delay = policy.static_delay_secs(set.throttling_failure_count);
     if delay == 0 {
         return None;
     }

@@ -149,6 +149,10 @@ impl Default for PathTemplate {
     }
 }
 
+/// The largest `throttle_max` (settings and module argument): django-otp's
+/// own cap on one delay, 100 years.
+pub const MAX_THROTTLE_MAX: i64 = crate::verify::MAX_THROTTLE_DELAY_SECS;
+
 /// The settings of DESIGN §5. `Default` is what a missing file means.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Settings {
@@ -190,6 +194,9 @@ impl Settings {
         }
         if let Some(factor) = f.int_incl("static_throttle_factor", 0, 86_400)? {
             s.policy.static_throttle_factor = factor as u32;
+        }
+        if let Some(max) = f.int_incl("throttle_max", 1, MAX_THROTTLE_MAX)? {
+            s.policy.throttle_max = Some(max as u32);
         }
         s.issuer = f.string("issuer")?.map(|(v, _)| v.to_owned());
         s.image = f.string("image")?.map(|(v, _)| v.to_owned());

@@ -126,7 +126,61 @@ pub fn validate_name(name: &str) -> std::result::Result<(), String> {
     if name.chars().any(|c| c.is_control()) {
         return Err("a device name must not contain control characters".into());
     }
+    if name.chars().any(is_invisible_format) {
+        return Err(
+            "a device name must not contain invisible format or line/paragraph separator \
+             characters (Unicode Cf, Zl, Zp)"
+                .into(),
+        );
+    }
     Ok(())
+}
+
+/// Unicode general categories Cf (format: bidi overrides and isolates,
+/// zero-width characters, BOM, tags), Zl and Zp. They change how a name is
+/// shown (`list`, syslog) without being seen; issue 11, finding 9.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
+/// Why `device` cannot join `devices`: the same key and algorithm under
+/// another step or t0. Such twins would count `last_t` on two scales, so
+/// the replay guard shared by twins (docs/design.md §4) could neither
+/// compare them nor be skipped. Never names the key.
+fn clock_conflict(devices: &[Device], device: &Device) -> Option<&'static str> {
+    devices
+        .iter()
+        .any(|d| {
+            d.key == device.key
+                && d.algorithm == device.algorithm
+                && (d.step != device.step || d.t0 != device.t0)
+        })
+        .then_some(
+            "the same key as an earlier device with another step or t0; one key, one clock \
+             (give the new device the same step and t0, or a new key)",
+        )
 }
 
 /// Checks a key length: 10 to 64 bytes.
@@ -235,11 +289,12 @@ impl DeviceFile {
                 return Err(f.error_at(
                     "name",
                     span,
-                    format!(
-                        "duplicate device name `{}`; names must be unique",
-                        device.name
-                    ),
+                    "duplicate device name; names must be unique",
                 ));
+            }
+            if let Some(problem) = clock_conflict(&devices, &device) {
+                let span = f.take("key").map(|v| v.1);
+                return Err(f.error_at("key", span, problem));
             }
             f.finish()?;
             devices.push(device);
@@ -315,6 +370,9 @@ impl DeviceFile {
     pub fn add(&mut self, device: Device) -> std::result::Result<(), String> {
         if self.find(&device.name).is_some() {
             return Err(format!("a device named `{}` exists already", device.name));
+        }
+        if let Some(problem) = clock_conflict(&self.devices, &device) {
+            return Err(problem.to_owned());
         }
         if self.devices.len() >= MAX_DEVICES {
             return Err(format!("at most {MAX_DEVICES} devices per user"));

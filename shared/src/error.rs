@@ -1,6 +1,8 @@
 //! The one error type of the `shared` crate.
 
 use std::fmt;
+
+use crate::secret::mask_key_like;
 use std::io;
 use std::path::PathBuf;
 
@@ -109,10 +111,15 @@ impl fmt::Display for Error {
                 if let Some(line) = line {
                     write!(f, ":{line}")?;
                 }
+                // Neither the key name nor the problem may carry key
+                // material from the file (a TOML syntax error quotes
+                // text): masked as a last guard (issue 11, finding 7).
+                // Escaped first, then masked: escaping a control character
+                // can join two runs into one (found by fuzzing).
                 if let Some(key) = key {
-                    write!(f, ": key `{}`", Escaped(key))?;
+                    write!(f, ": key `{}`", mask_key_like(&Escaped(key).to_string()))?;
                 }
-                write!(f, ": {}", Escaped(problem))
+                write!(f, ": {}", mask_key_like(&Escaped(problem).to_string()))
             }
             Error::Insecure { path, reason } => {
                 write!(f, "{}: refused: {reason}", path.display())

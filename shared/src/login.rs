@@ -77,6 +77,20 @@ pub fn prepared(file: &DeviceFile, now: Timestamp, policy: &Policy) -> Prepared 
     }
 }
 
+/// The length of code to cut off a `forward_pass` answer: the digits of the
+/// first confirmed device, throttled or not, else [`DEFAULT_DIGITS`]. It
+/// is read before the first factor, so it says nothing else: a throttled
+/// user, an unenrolled one and an unreadable file all give a length, and
+/// the verifying line reports any error later.
+pub fn code_length(store: &Store) -> u32 {
+    store
+        .read()
+        .ok()
+        .and_then(|snap| snap.devices)
+        .and_then(|file| file.devices.iter().find(|d| d.confirmed).map(|d| d.digits))
+        .unwrap_or(DEFAULT_DIGITS)
+}
+
 /// Phase 2: one transaction that verifies `input` against every confirmed
 /// device and durably stores the outcome (success or counted failure). If
 /// the save fails, this returns the error and the login must fail.
@@ -90,6 +104,18 @@ pub fn prepared(file: &DeviceFile, now: Timestamp, policy: &Policy) -> Prepared 
 /// disk: no one can make a wrong code go uncounted while a right code still
 /// gets in. A wrong code costs one write, a right one two.
 pub fn attempt(store: &Store, input: &str, policy: &Policy) -> Result<Attempt> {
+    attempt_counting(store, input, policy, true)
+}
+
+/// [`attempt`] for a token that may not be a code at all (`try_first_pass`:
+/// a password from an earlier module that happens to look like one): only
+/// an accepted code changes the state; a refusal is reported but neither
+/// counted nor saved (issue 11, finding 9).
+pub fn attempt_uncounted(store: &Store, input: &str, policy: &Policy) -> Result<Attempt> {
+    attempt_counting(store, input, policy, false)
+}
+
+fn attempt_counting(store: &Store, input: &str, policy: &Policy, count: bool) -> Result<Attempt> {
     store.update_staged(|file, now, commit| {
         let Some(file) = file else {
             return Ok(Change::Keep(Attempt {
@@ -105,12 +131,14 @@ pub fn attempt(store: &Store, input: &str, policy: &Policy) -> Result<Attempt> {
                 now,
             }));
         }
-        commit(&failed)?;
+        if count {
+            commit(&failed)?;
+        }
         let (login, next) = verify_login(file, input, now, policy);
         let attempt = Attempt { login, now };
         Ok(match attempt.login {
             Login::NoDevice | Login::AllThrottled { .. } => Change::Keep(attempt),
-            Login::Rejected { .. } if next == failed => Change::Keep(attempt),
+            Login::Rejected { .. } if !count || next == failed => Change::Keep(attempt),
             Login::Accepted { .. } | Login::BackupCode { .. } | Login::Rejected { .. } => {
                 Change::Save(next, attempt)
             }

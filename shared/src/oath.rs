@@ -50,9 +50,9 @@ impl FromStr for Algorithm {
             "SHA1" => Ok(Algorithm::Sha1),
             "SHA256" => Ok(Algorithm::Sha256),
             "SHA512" => Ok(Algorithm::Sha512),
-            other => Err(format!(
-                "unknown algorithm `{other}`; use SHA1, SHA256 or SHA512"
-            )),
+            // The value is not echoed: it may be a key pasted into the
+            // wrong field (issue 11, finding 7).
+            _ => Err("unknown algorithm; use SHA1, SHA256 or SHA512".to_owned()),
         }
     }
 }

@@ -103,36 +103,56 @@ fn hex_value(c: u8) -> Option<u8> {
     }
 }
 
-/// What a person typed at the prompt. Wiped on drop; `Debug` redacts it.
+/// What a person typed at the prompt, as the bytes they typed (a password
+/// handed on by `forward_pass` need not be UTF-8: issue 11, finding 4).
+/// Wiped on drop; `Debug` redacts it.
 #[derive(Clone, Default)]
-pub struct Answer(Zeroizing<String>);
+pub struct Answer(Zeroizing<Vec<u8>>);
+
+/// What [`Answer::expose`] gives for bytes that are not UTF-8: text that is
+/// no code and no secret of any device.
+const NOT_TEXT: &str = "\u{FFFD}";
 
 impl Answer {
-    /// Wraps a submitted answer.
+    /// Wraps a submitted answer given as text.
     pub fn new(text: String) -> Self {
-        Answer(Zeroizing::new(text))
+        Answer(Zeroizing::new(text.into_bytes()))
     }
 
-    /// The text as typed.
+    /// Wraps a submitted answer given as bytes, as libpam hands it over.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Answer(Zeroizing::new(bytes))
+    }
+
+    /// The text as typed; an answer that is not UTF-8 reads as U+FFFD,
+    /// which is no code (only a code needs to be text).
     pub fn expose(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or(NOT_TEXT)
+    }
+
+    /// The bytes as typed.
+    pub fn expose_bytes(&self) -> &[u8] {
         &self.0
     }
 
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for an empty answer.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Splits a `forward_pass` answer into (password, code): the trailing
-    /// `code_len` characters are the code. `None` when the answer is shorter.
+    /// `code_len` bytes are the code (a code is ASCII), the rest is the
+    /// password, byte for byte. `None` when the answer is shorter.
     pub fn split_forward_pass(&self, code_len: usize) -> Option<(Answer, Answer)> {
-        let chars = self.0.chars().count();
-        if chars < code_len {
-            return None;
-        }
-        let cut = self
-            .0
-            .char_indices()
-            .nth(chars - code_len)
-            .map_or(self.0.len(), |(i, _)| i);
+        let cut = self.0.len().checked_sub(code_len)?;
         Some((
-            Answer::new(self.0[..cut].to_owned()),
-            Answer::new(self.0[cut..].to_owned()),
+            Answer::from_bytes(self.0[..cut].to_vec()),
+            Answer::from_bytes(self.0[cut..].to_vec()),
         ))
     }
 }
@@ -163,6 +183,48 @@ pub fn normalize_code(input: &str, digits: u32) -> Option<Zeroizing<Vec<u8>>> {
         }
     }
     (out.len() == digits as usize).then_some(out)
+}
+
+/// The shortest run of hex or base32 characters [`mask_key_like`] hides.
+pub const MASK_MIN_RUN: usize = 16;
+/// What [`mask_key_like`] puts in place of a hidden run.
+pub const MASK: &str = "[masked]";
+
+/// `text` with every run of at least [`MASK_MIN_RUN`] ASCII letters and
+/// digits that is all hex (`0-9a-fA-F`) or all base32 (`A-Z2-7`, either
+/// case), and not a number of up to 20 decimal digits, replaced by [`MASK`]: the last guard that keeps key material out
+/// of a log line (issue 11, finding 7). Words that long are rare in log
+/// text; a user or device name that long and shaped like a key is masked
+/// too, which is the safe side.
+pub fn mask_key_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let start = rest
+            .find(|c: char| c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        let run = &rest[..end];
+        let hex = run.bytes().all(|b| b.is_ascii_hexdigit());
+        let base32 = run
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b));
+        // Up to 20 decimal digits: a number (i64::MAX in a range), not a
+        // key; a key is at least 20 hex digits, all decimal with odds
+        // below one in 10^4, and most keys are longer.
+        let decimal = run.len() <= 20 && run.bytes().all(|b| b.is_ascii_digit());
+        if run.len() >= MASK_MIN_RUN && (hex || base32) && !decimal {
+            out.push_str(MASK);
+        } else {
+            out.push_str(run);
+        }
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -219,11 +281,44 @@ mod tests {
     }
 
     #[test]
+    fn runs_shaped_like_hex_or_base32_keys_are_masked_and_words_are_not() {
+        assert_eq!(
+            mask_key_like("key 3132333435363738393031323334353637383930 in x"),
+            "key [masked] in x"
+        );
+        assert_eq!(
+            mask_key_like("GEZDGNBVGY3TQOJQ,gezdgnbvgy3tqojq."),
+            "[masked],[masked]."
+        );
+        let plain = "/home/alice/.config/pam_totp/devices.toml:7: key `device[1].step`";
+        assert_eq!(mask_key_like(plain), plain);
+        assert_eq!(mask_key_like("0123456789abcde"), "0123456789abcde");
+        assert_eq!(mask_key_like("9223372036854775807"), "9223372036854775807");
+        assert_eq!(mask_key_like("é0123456789abcdef!"), "é[masked]!");
+    }
+
+    #[test]
     fn forward_pass_splits_the_trailing_code() {
         let a = Answer::new("pässword123456".into());
         let (p, c) = a.split_forward_pass(6).unwrap();
         assert_eq!(p.expose(), "pässword");
         assert_eq!(c.expose(), "123456");
         assert!(Answer::new("123".into()).split_forward_pass(6).is_none());
+    }
+
+    #[test]
+    fn finding_4_a_latin_1_password_is_handed_on_byte_for_byte() {
+        // Issue 11, finding 4: answers were read lossily as UTF-8, so a
+        // Latin-1 password never worked and distinct passwords collided.
+        let a = Answer::from_bytes(b"p\xe4ss\xff123456".to_vec());
+        let (p, c) = a.split_forward_pass(6).unwrap();
+        assert_eq!(p.expose_bytes(), b"p\xe4ss\xff");
+        assert_eq!(c.expose(), "123456");
+        let b = Answer::from_bytes(b"p\xe4ss\xfe123456".to_vec());
+        assert_ne!(
+            b.split_forward_pass(6).unwrap().0.expose_bytes(),
+            p.expose_bytes()
+        );
+        assert!(normalize_code(Answer::from_bytes(b"12345\xff".to_vec()).expose(), 6).is_none());
     }
 }

@@ -135,10 +135,17 @@ impl<'d, 'i> Fields<'d, 'i> {
         let parsed = i64::from_str_radix(i.as_str(), i.radix()).ok();
         match parsed {
             Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(self.error_at(
+            // A short number is quoted; a long one may be a key pasted
+            // into the wrong field (issue 11, finding 7).
+            _ if i.as_str().len() <= MAX_QUOTED_NUMBER => Err(self.error_at(
                 key,
                 Some(span),
                 format!("{} is out of range; allowed: {min} to {max}", i.as_str()),
+            )),
+            _ => Err(self.error_at(
+                key,
+                Some(span),
+                format!("the value is out of range; allowed: {min} to {max}"),
             )),
         }
     }
@@ -230,13 +237,37 @@ impl<'d, 'i> Fields<'d, 'i> {
     pub fn finish(self) -> Result<()> {
         match self.entries.iter().find(|e| !e.3) {
             None => Ok(()),
-            Some((key, span, _, _)) => Err(self.doc.error(
+            // The name is quoted only when it cannot be a value in
+            // disguise: a key pasted as a name must not reach syslog
+            // (issue 11, finding 7).
+            Some((key, span, _, _)) if is_plain_key(key) => Err(self.doc.error(
                 span.clone(),
                 &self.name(key),
                 "unknown key (misspelt, or from a newer version?)",
             )),
+            Some((_, span, _, _)) => Err(self.doc.error(
+                span.clone(),
+                &self.name("?"),
+                "unknown key (misspelt, or from a newer version?); its name is not shown",
+            )),
         }
     }
+}
+
+/// The longest number an error quotes.
+const MAX_QUOTED_NUMBER: usize = 6;
+/// The longest key name an error quotes.
+const MAX_QUOTED_KEY: usize = 32;
+
+/// Whether a key name from the file may be quoted in an error: short and
+/// only `[A-Za-z0-9_.-]`, so never a key, a code or an escape sequence.
+pub(crate) fn is_plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_QUOTED_KEY
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && crate::secret::mask_key_like(key) == key
 }
 
 /// Writes `s` as a TOML basic string.

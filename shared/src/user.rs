@@ -8,6 +8,24 @@ use nix::unistd::{setfsgid, setfsuid, Gid, Uid, User};
 
 use crate::error::{Error, Result};
 
+/// The longest user name [`is_valid_name`] accepts.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Whether `name` has the shape of a login name: 1 to [`MAX_NAME_LEN`]
+/// bytes of `[A-Za-z0-9_.-]`, not starting with `-`, optionally ending
+/// with `$` (Samba machine accounts). A line that is not shaped like a name
+/// is never echoed back (issue 11, finding 9: a list that is really
+/// /etc/shadow must not be printed).
+pub fn is_valid_name(name: &str) -> bool {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    !body.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !body.starts_with('-')
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 /// What pam-totp needs to know about an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserInfo {

@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 pub const MAX_THROTTLE_DELAY_SECS: i64 = 3_153_600_000;
 
 /// The settings that change verification (`OTP_TOTP_SYNC`,
-/// `OTP_TOTP_THROTTLE_FACTOR`, `OTP_STATIC_THROTTLE_FACTOR`).
+/// `OTP_TOTP_THROTTLE_FACTOR`, `OTP_STATIC_THROTTLE_FACTOR`, and `throttle_max`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// Learn the device's drift from accepted codes.
@@ -23,6 +23,11 @@ pub struct Policy {
     pub throttle_factor: u32,
     /// The same for the backup-code set (its own factor, as in django-otp).
     pub static_throttle_factor: u32,
+    /// The longest one throttle delay may be, in seconds (`throttle_max`);
+    /// `None`: django-otp's own cap, [`MAX_THROTTLE_DELAY_SECS`]. A cap
+    /// bounds how long whoever knows the first factor can keep the real
+    /// user out (docs/design.md §5).
+    pub throttle_max: Option<u32>,
 }
 
 impl Default for Policy {
@@ -31,6 +36,28 @@ impl Default for Policy {
             sync: true,
             throttle_factor: 1,
             static_throttle_factor: 1,
+            throttle_max: None,
+        }
+    }
+}
+
+impl Policy {
+    /// The delay after `count` consecutive failures under this policy:
+    /// [`throttle_delay_secs`], capped at `throttle_max`.
+    pub fn delay_secs(&self, count: u32) -> i64 {
+        self.capped(throttle_delay_secs(count, self.throttle_factor))
+    }
+
+    /// The same for the backup-code set, with its own factor and the same
+    /// cap.
+    pub fn static_delay_secs(&self, count: u32) -> i64 {
+        self.capped(throttle_delay_secs(count, self.static_throttle_factor))
+    }
+
+    fn capped(&self, delay: i64) -> i64 {
+        match self.throttle_max {
+            Some(max) => delay.min(i64::from(max)),
+            None => delay,
         }
     }
 }
@@ -85,7 +112,7 @@ pub fn throttle_delay_secs(count: u32, factor: u32) -> i64 {
 /// When the device is blocked at `now`: `Some(until)`, else `None`
 /// (django-otp's `verify_is_allowed`).
 pub fn throttled_until(device: &Device, now: Timestamp, policy: &Policy) -> Option<Timestamp> {
-    let delay = throttle_delay_secs(device.throttling_failure_count, policy.throttle_factor);
+    let delay = policy.delay_secs(device.throttling_failure_count);
     if delay == 0 {
         return None;
     }
@@ -247,9 +274,9 @@ pub enum Login {
 /// confirmed, non-throttled device in file order; the first that accepts is
 /// updated and no other records a failure; if none accepts, every tried
 /// device records a failure. Throttled devices are untouched. Devices with
-/// the same key, algorithm and digits show the same code for the same
-/// counter, so each is checked against the highest `last_t` among them: a
-/// code is accepted once, not once per copy of the secret.
+/// the same key and algorithm show the same code (or its last digits) for
+/// the same counter, so each is checked against the highest `last_t` among
+/// them: a code is accepted once, not once per copy of the secret.
 pub fn verify_login(
     file: &DeviceFile,
     input: &str,
@@ -266,15 +293,15 @@ pub fn verify_login(
         if !device.confirmed {
             continue;
         }
-        // Twins (the same key, algorithm and digits: the same code for the
-        // same counter) share replay protection: a code one of them took
-        // is used for all of them.
+        // Twins (the same key and algorithm: the same HMAC for the same
+        // counter, and a 6-digit code is the tail of the 8-digit one) share
+        // replay protection: a counter one of them took is used for all of
+        // them. The device file refuses one key under two clocks (step,
+        // t0), so their `last_t` count the same steps (docs/design.md §4).
         let twins_last_t = file
             .devices
             .iter()
-            .filter(|d| {
-                d.key == device.key && d.algorithm == device.algorithm && d.digits == device.digits
-            })
+            .filter(|d| d.key == device.key && d.algorithm == device.algorithm)
             .map(|d| d.last_t)
             .max()
             .unwrap_or(device.last_t);

@@ -204,7 +204,7 @@ fn an_out_of_range_value_names_the_allowed_range() {
         (
             "last_t = 99999999999999999999",
             "last_t",
-            "99999999999999999999 is out of range; allowed: -1 to 9223372036854775807",
+            "the value is out of range; allowed: -1 to 9223372036854775807",
         ),
         (
             "throttling_failure_count = -1",
@@ -214,7 +214,7 @@ fn an_out_of_range_value_names_the_allowed_range() {
         (
             "t0 = 9007199254740993",
             "t0",
-            "9007199254740993 is out of range; allowed: -9007199254740992 to 9007199254740992",
+            "the value is out of range; allowed: -9007199254740992 to 9007199254740992",
         ),
     ];
     for (line, key, problem) in cases {
@@ -317,7 +317,7 @@ fn a_duplicate_device_name_is_refused_at_the_second_one() {
         &file_with(&format!(
             "\n[[device]]\nname = \"phone\"\nkey = \"{KEY}\"\nconfirmed = true"
         )),
-        ":9: key `device[2].name`: duplicate device name `phone`; names must be unique",
+        ":9: key `device[2].name`: duplicate device name; names must be unique",
     );
 }
 
@@ -325,7 +325,7 @@ fn a_duplicate_device_name_is_refused_at_the_second_one() {
 fn an_unknown_algorithm_is_refused_with_the_choices() {
     refused(
         &file_with("algorithm = \"MD5\""),
-        ":7: key `device[1].algorithm`: unknown algorithm `MD5`; use SHA1, SHA256 or SHA512",
+        ":7: key `device[1].algorithm`: unknown algorithm; use SHA1, SHA256 or SHA512",
     );
     for ok in ["SHA1", "SHA256", "SHA512"] {
         parse(&file_with(&format!("algorithm = \"{ok}\""))).unwrap();
@@ -461,4 +461,155 @@ fn a_file_with_backup_codes_round_trips_through_its_canonical_text() {
     let text = file.to_toml("alice");
     assert_eq!(parse(&text).unwrap(), file);
     assert_eq!(parse(&text).unwrap().to_toml("alice"), text);
+}
+
+#[test]
+fn a_file_over_64_kib_is_refused() {
+    let text = format!("version = 1\n#{}\n", "x".repeat(65536));
+    refused(&text, ": file is larger than 65536 bytes");
+}
+
+#[test]
+fn crlf_line_ends_and_a_byte_order_mark_are_read_and_lines_still_count() {
+    parse(&file_with("").replace('\n', "\r\n")).unwrap();
+    parse(&format!("\u{feff}{}", file_with(""))).unwrap();
+    refused(
+        &file_with("step = 0").replace('\n', "\r\n"),
+        ":7: key `device[1].step`: 0 is out of range; allowed: 1 to 3600",
+    );
+}
+
+#[test]
+fn the_canonical_text_reads_back_to_the_same_devices() {
+    let text = file_with(
+        "algorithm = \"SHA256\"\ndigits = 8\nstep = 60\nt0 = -30\ntolerance = 2\ndrift = -3\n\
+         last_t = 12345\ncreated_at = 2026-11-28T06:13:19Z\nlast_used_at = 2026-11-28T07:00:02.5Z\n\
+         throttling_failure_count = 4\nthrottling_failure_timestamp = 2026-11-28T06:59:30Z",
+    );
+    let file = parse(&text).unwrap();
+    let again = parse(&file.to_toml("alice")).unwrap();
+    assert_eq!(again, file);
+    assert_eq!(again.to_toml("alice"), file.to_toml("alice"));
+}
+
+#[test]
+fn control_characters_from_the_file_never_reach_the_error_line() {
+    // A device file can be its user's own (per-user mode), and its errors
+    // go to syslog through pam_syslog and to root's terminal through
+    // totp-enroll: quoted content must not forge a log line or send an
+    // escape sequence.
+    refused(
+        &file_with("\"x\\nJan  1 sshd[1]: Accepted \\u001b[2J\" = 1"),
+        ":7: key `device[1].?`: unknown key (misspelt, or from a newer version?); its name is \
+         not shown",
+    );
+    refused(
+        &file_with("algorithm = \"SHA1\\r\\u0007\""),
+        ":7: key `device[1].algorithm`: unknown algorithm; use SHA1, SHA256 or SHA512",
+    );
+}
+
+#[test]
+fn the_canonical_text_is_written_into_one_allocation_of_its_exact_size() {
+    // A String that grows leaves a copy of the keys behind, unwiped, in
+    // the buffer it frees. Worst case: 32 devices, 64-byte keys, long
+    // names that quoting doubles, every number and time stamp at its
+    // longest.
+    use shared::device::{Device, Params};
+    use shared::{Algorithm, Secret};
+    let params = Params {
+        algorithm: Algorithm::Sha512,
+        digits: 8,
+        step: 3600,
+        t0: -(1 << 53),
+        tolerance: 10,
+    };
+    let t = Timestamp::from_micros(1_764_310_399_123_457);
+    let mut file = DeviceFile::default();
+    for i in 0..MAX_DEVICES {
+        let name = format!("{}{i:02}", "\"".repeat(62));
+        let mut d = Device::new(&name, Secret::new(vec![0xab; 64]), &params, t);
+        d.drift = i16::MIN;
+        d.last_t = i64::MAX;
+        d.last_used_at = Some(t);
+        d.throttling_failure_count = u32::MAX;
+        d.throttling_failure_timestamp = Some(t);
+        file.add(d).unwrap();
+    }
+    for n in [1, 4, MAX_DEVICES] {
+        let part = DeviceFile {
+            devices: file.devices[..n].to_vec(),
+            ..DeviceFile::default()
+        };
+        let text = part.to_toml("alice");
+        assert_eq!(text.capacity(), text.len(), "{n} devices");
+        assert_eq!(parse(&text).unwrap(), part);
+    }
+}
+
+#[test]
+fn finding_5_a_second_device_with_the_same_key_and_another_clock_is_refused() {
+    // Issue 11, finding 5: the same key under another step or t0 would mix
+    // the scales of `last_t` (one counter space, two clocks).
+    for other in ["step = 60", "t0 = 15"] {
+        let text = file_with(&format!(
+            "\n[[device]]\nname = \"copy\"\nkey = \"{KEY}\"\nconfirmed = true\n{other}"
+        ));
+        let err = parse(&text).expect_err(other).to_string();
+        assert!(err.contains("key `device[2].key`"), "{err}");
+        assert!(!err.contains(KEY), "{err}");
+    }
+    // The same key with another length and the same clock is allowed.
+    parse(&file_with(&format!(
+        "\n[[device]]\nname = \"copy\"\nkey = \"{KEY}\"\nconfirmed = true\ndigits = 8"
+    )))
+    .unwrap();
+    // totp-enroll adds through DeviceFile::add, which refuses the same.
+    let mut file = parse(&file_with("")).unwrap();
+    let mut copy = file.devices[0].clone();
+    copy.name = "copy".into();
+    copy.step = 60;
+    let err = file.add(copy.clone()).unwrap_err();
+    assert!(
+        err.contains("one key, one clock") && !err.contains(KEY),
+        "{err}"
+    );
+    copy.step = 30;
+    copy.digits = 8;
+    file.add(copy).unwrap();
+}
+
+#[test]
+fn finding_7_no_value_from_the_file_is_echoed_in_an_error() {
+    // Issue 11, finding 7: a key pasted into the wrong field, as a key
+    // name, or swallowed by a string, must never reach syslog.
+    let b32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    for line in [
+        format!("algorithm = \"{KEY}\""),
+        format!("algorithm = \"{b32}\""),
+        format!("{KEY} = 1"),
+        format!("\"{b32}\" = 1"),
+        format!(
+            "name = \"x{KEY}\"\n[[device]]\nname = \"x{KEY}\"\nkey = \"{KEY}\"\nconfirmed = true"
+        ),
+    ] {
+        let err = parse(&file_with(&line)).expect_err(&line).to_string();
+        assert!(!err.contains(KEY) && !err.contains(b32), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+}
+
+#[test]
+fn finding_9_unicode_format_and_separator_characters_are_refused_in_device_names() {
+    for bad in [
+        "\u{202e}lanimret",
+        "a\u{200b}b",
+        "a\u{2028}b",
+        "a\u{2029}b",
+        "\u{feff}x",
+        "a\u{2066}b",
+    ] {
+        let text = file_with("").replace("\"phone\"", &format!("\"{bad}\""));
+        assert!(parse(&text).is_err(), "{bad:?} accepted");
+    }
 }

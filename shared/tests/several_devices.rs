@@ -214,3 +214,62 @@ fn a_code_accepted_by_one_device_is_not_accepted_again_by_a_twin_with_the_same_k
     );
     assert!(matches!(third, Login::Accepted { .. }), "{third:?}");
 }
+
+#[test]
+fn finding_5_a_used_8_digit_code_cannot_be_replayed_as_6_digits() {
+    // Issue 11, finding 5: a 6-digit code is the last six digits of the
+    // 8-digit code for the same counter, so devices with the same key and
+    // algorithm are twins whatever their length.
+    let mut long = device("long", 1);
+    long.digits = 8;
+    let short = device("short", 1);
+    let file = DeviceFile {
+        devices: vec![long, short],
+        ..DeviceFile::default()
+    };
+    let code = code_for(&file.devices[0], now());
+    assert_eq!(code.len(), 8);
+    let (first, after) = verify_login(&file, &code, now(), &Policy::default());
+    assert!(
+        matches!(first, Login::Accepted { index: 0, .. }),
+        "{first:?}"
+    );
+    let (second, _) = verify_login(&after, &code[2..], now().plus_secs(1), &Policy::default());
+    assert!(
+        !matches!(second, Login::Accepted { .. }),
+        "the last six digits of a used 8-digit code were accepted: {second:?}"
+    );
+}
+
+#[test]
+fn throttle_max_caps_one_delay_and_comes_from_the_settings() {
+    let mut d = device("a", 1);
+    d.throttling_failure_count = 20; // 2^19 s, six days
+    d.throttling_failure_timestamp = Some(now());
+    let file = DeviceFile {
+        devices: vec![d],
+        ..DeviceFile::default()
+    };
+    let capped = Policy {
+        throttle_max: Some(60),
+        ..Policy::default()
+    };
+    assert_eq!(capped.delay_secs(20), 60);
+    assert_eq!(Policy::default().delay_secs(20), 1 << 19);
+    assert_eq!(
+        readiness(&file, now().plus_secs(59), &capped),
+        Readiness::AllThrottled {
+            until: now().plus_secs(60)
+        }
+    );
+    assert_eq!(
+        readiness(&file, now().plus_secs(60), &capped),
+        Readiness::Ready
+    );
+    let s =
+        shared::Settings::parse("throttle_max = 3600\n", std::path::Path::new("/x.toml")).unwrap();
+    assert_eq!(s.policy.throttle_max, Some(3600));
+    assert!(
+        shared::Settings::parse("throttle_max = 0\n", std::path::Path::new("/x.toml")).is_err()
+    );
+}

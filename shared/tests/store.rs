@@ -1063,7 +1063,7 @@ fn a_duplicate_device_name_is_refused_with_file_line_and_key() {
         &text,
         9,
         "device[2].name",
-        "duplicate device name `phone`; names must be unique",
+        "duplicate device name; names must be unique",
     );
 }
 

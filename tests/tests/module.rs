@@ -790,6 +790,28 @@ fn try_first_pass_prompts_when_the_token_is_a_password_without_counting_it() {
 
 #[test]
 #[cfg_attr(not_root, ignore = "needs root")]
+fn finding_9_a_try_first_pass_password_that_looks_like_a_code_counts_no_failure() {
+    // Issue 11, finding 9: a password of six digits from an earlier module
+    // was tried as a code and counted, so the real code typed at the prompt
+    // right after met a throttle.
+    require_root("finding_9_a_try_first_pass_password_that_looks_like_a_code");
+    let f = Fixture::new();
+    first_pass_service(&f, "tfp", "try_first_pass");
+    let d = f.enroll();
+    let run = Pamtester::new(&f.services, "tfp", USER)
+        .env("PAM_AUTHTOK", &wrong_code(&d))
+        .answers(&[&code_now(&d)])
+        .run()
+        .unwrap();
+    assert_eq!(run.result, PamResult::Success, "{run}");
+    assert_eq!(run.prompts(PROMPT), 1, "{run}");
+    let s = f.state();
+    assert_eq!(s.throttling_failure_count, 0, "{run}");
+    assert!(s.throttling_failure_timestamp.is_none(), "{run}");
+}
+
+#[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn try_first_pass_prompts_again_after_a_wrong_token() {
     require_root("try_first_pass_prompts_again_after_a_wrong_token");
     let f = Fixture::new();
@@ -807,16 +829,18 @@ fn try_first_pass_prompts_again_after_a_wrong_token() {
 
 #[test]
 #[cfg_attr(not_root, ignore = "needs root")]
-fn forward_pass_hands_the_password_part_on_as_pam_authtok() {
-    require_root("forward_pass_hands_the_password_part_on_as_pam_authtok");
+fn stash_code_hands_the_password_part_on_and_use_stored_code_checks_the_code() {
+    require_root("stash_code_hands_the_password_part_on");
     let f = Fixture::new();
     f.services
         .add(
             "fwd",
             &format!(
-                "auth requisite {} {} forward_pass\nauth required {PAM_GET_ITEMS}\n",
-                f.module.display(),
-                f.base_args()
+                "auth requisite {m} {a} stash_code\n\
+                 auth required {m} {a} use_stored_code\n\
+                 auth required {PAM_GET_ITEMS}\n",
+                m = f.module.display(),
+                a = f.base_args()
             ),
         )
         .unwrap();
@@ -831,7 +855,33 @@ fn forward_pass_hands_the_password_part_on_as_pam_authtok() {
 
 #[test]
 #[cfg_attr(not_root, ignore = "needs root")]
-fn forward_pass_feeds_pam_unix_use_first_pass_with_one_prompt() {
+fn the_one_line_forward_pass_fails_closed_and_says_how_to_split_it() {
+    require_root("the_one_line_forward_pass_fails_closed");
+    let f = Fixture::new();
+    f.service("fwd", "forward_pass");
+    let d = f.enroll();
+    let run = f.login("fwd", &[&format!("pw{}", code_now(&d))]);
+    assert_eq!(run.result, PamResult::ServiceErr, "{run}");
+    assert!(!run.prompted(), "{run}");
+    assert!(run.log_text().contains("stash_code"), "{run}");
+}
+
+#[test]
+#[cfg_attr(not_root, ignore = "needs root")]
+fn use_stored_code_without_a_stash_line_fails_without_prompting_or_counting() {
+    require_root("use_stored_code_without_a_stash_line");
+    let f = Fixture::new();
+    f.service("usc", "use_stored_code");
+    let d = f.enroll();
+    let run = f.login("usc", &[&code_now(&d)]);
+    assert_eq!(run.result, PamResult::AuthErr, "{run}");
+    assert!(!run.prompted(), "{run}");
+    assert_eq!(f.state().throttling_failure_count, 0);
+}
+
+#[test]
+#[cfg_attr(not_root, ignore = "needs root")]
+fn stash_code_feeds_pam_unix_use_first_pass_with_one_prompt() {
     require_root("forward_pass_feeds_pam_unix_use_first_pass");
     let user = TestUser::create("pamtotp-mod2").unwrap();
     let f = Fixture::new();
@@ -839,10 +889,11 @@ fn forward_pass_feeds_pam_unix_use_first_pass_with_one_prompt() {
         .add(
             "fwd-unix",
             &format!(
-                "auth requisite {} {} forward_pass\n\
-                 auth required pam_unix.so use_first_pass\n",
-                f.module.display(),
-                f.base_args()
+                "auth requisite {m} {a} stash_code\n\
+                 auth requisite pam_unix.so use_first_pass\n\
+                 auth required {m} {a} use_stored_code\n",
+                m = f.module.display(),
+                a = f.base_args()
             ),
         )
         .unwrap();

@@ -1,6 +1,44 @@
 //! `batch`: devices for many users at once, one JSON record each (root).
 
 use super::*;
+use shared::user::is_valid_name;
+
+/// The largest `--users-from` list, in bytes (a million users' names).
+const MAX_USERS_FROM: u64 = 16 << 20;
+
+/// Reads a `--users-from` file safely (issue 11, finding 9): no symlink
+/// as the last component (`O_NOFOLLOW`), no wait on a FIFO or device
+/// (`O_NONBLOCK`, then a regular file is required on the open descriptor),
+/// no controlling terminal, a bounded size.
+fn read_users_from(path: &Path) -> Result<String> {
+    let refuse = |why: String| Error::Usage(format!("--users-from {}: {why}", path.display()));
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_flags())
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == nix::errno::Errno::ELOOP as i32 => {
+                refuse("is a symbolic link; name the file itself".into())
+            }
+            _ => refuse(e.to_string()),
+        })?;
+    let meta = file.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    if meta.len() > MAX_USERS_FROM {
+        return Err(refuse(format!("longer than {MAX_USERS_FROM} bytes")));
+    }
+    let mut text = String::new();
+    file.take(MAX_USERS_FROM + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| refuse(e.to_string()))?;
+    Ok(text)
+}
+
+fn libc_flags() -> i32 {
+    (OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).bits()
+}
 
 /// `batch`: one record per user; failures are reported and do not stop the
 /// others.
@@ -26,23 +64,40 @@ pub fn batch(common: &crate::cli::Common, a: &BatchArgs) -> Result<()> {
         .map(|u| u.trim().to_owned())
         .filter(|u| !u.is_empty())
         .collect();
+    let mut skipped = 0usize;
     if let Some(from) = &a.users_from {
-        let text = if from.as_os_str() == "-" {
+        let (text, source) = if from.as_os_str() == "-" {
             let mut s = String::new();
             io::stdin()
+                .take(MAX_USERS_FROM + 1)
                 .read_to_string(&mut s)
                 .map_err(|e| Error::Usage(format!("cannot read user names from stdin: {e}")))?;
-            s
+            (s, "stdin".to_owned())
         } else {
-            fs::read_to_string(from)
-                .map_err(|e| Error::Usage(format!("--users-from {}: {e}", from.display())))?
+            (read_users_from(from)?, from.display().to_string())
         };
-        users.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
+        if text.len() as u64 > MAX_USERS_FROM {
+            return Err(Error::Usage(format!(
+                "--users-from {source}: longer than {MAX_USERS_FROM} bytes"
+            )));
+        }
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if is_valid_name(line) {
+                users.push(line.to_owned());
+            } else {
+                // Never echoed: the "list" may be a secret file.
+                skipped += 1;
+                eprintln!(
+                    "totp-enroll: --users-from {source}:{}: not a user name (the line is not \
+                     shown); skipped",
+                    number + 1
+                );
+            }
+        }
     }
     if users.is_empty() {
         return Err(Error::Usage(
@@ -52,7 +107,7 @@ pub fn batch(common: &crate::cli::Common, a: &BatchArgs) -> Result<()> {
     // Resolve the issuer once (a host name lookup per user is waste).
     let issuer = context::issuer(&settings, a.issuer.as_deref()).unwrap_or_default();
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let mut failed = 0usize;
+    let mut failed = skipped;
     for user in &users {
         let line = match batch_one(&settings, &params, name, user, a, &issuer) {
             Ok(line) => line,
@@ -75,8 +130,9 @@ pub fn batch(common: &crate::cli::Common, a: &BatchArgs) -> Result<()> {
     out.flush()?;
     if failed > 0 {
         return Err(Error::Refused(format!(
-            "{failed} of {} users got no device; see the records with an \"error\" field",
-            users.len()
+            "{failed} of {} users got no device; see the records with an \"error\" field \
+             and the skipped lines",
+            users.len() + skipped
         )));
     }
     Ok(())
