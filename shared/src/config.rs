@@ -152,6 +152,186 @@ pub struct Settings {
     pub path: PathTemplate,
     /// Parameters of new devices.
     pub enroll: Params,
+    /// `[store]`: where device state lives.
+    pub store: StoreSettings,
+}
+
+/// Longest accepted `deadline_ms`.
+pub const MAX_DEADLINE_MS: i64 = 60_000;
+/// Shortest accepted `deadline_ms`.
+pub const MIN_DEADLINE_MS: i64 = 100;
+/// `deadline_ms` when the settings do not say.
+pub const DEFAULT_DEADLINE_MS: u32 = 3000;
+
+/// `[store]` (DESIGN §5, §9): the device files, or a PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum StoreSettings {
+    /// `backend = "file"` (the default): device files under `path`.
+    #[default]
+    File,
+    /// `backend = "postgresql"`.
+    Postgresql(PgSettings),
+}
+
+/// The PostgreSQL store's settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgSettings {
+    /// The libpq connection string or URI, passed to libpq as it is.
+    pub conninfo: String,
+    /// Whose tables.
+    pub layout: Layout,
+    /// One whole attempt, connecting included, in milliseconds.
+    pub deadline_ms: u32,
+}
+
+impl std::fmt::Debug for PgSettings {
+    // The connection string may hold a password: never in a Debug line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("conninfo", &"..")
+            .field("layout", &self.layout)
+            .field("deadline_ms", &self.deadline_ms)
+            .finish()
+    }
+}
+
+/// The table layout of the PostgreSQL store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `layout = "pam-totp"`: our own tables (`totp-enroll db init`).
+    PamTotp,
+    /// `layout = "django-otp"`: a Django site's `otp_totp_totpdevice`,
+    /// joined to `user_table.username_column` (checked SQL identifiers,
+    /// `table` or `schema.table`).
+    DjangoOtp {
+        /// The user table, e.g. `auth_user`.
+        user_table: String,
+        /// Its login-name column, e.g. `username`.
+        username_column: String,
+    },
+}
+
+/// Whether `s` is a plain SQL identifier (letters, digits, `_`, not
+/// starting with a digit, at most 63 bytes), optionally `schema.`-qualified
+/// when `qualified`.
+pub fn is_identifier(s: &str, qualified: bool) -> bool {
+    let plain = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 63
+            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !p.as_bytes()[0].is_ascii_digit()
+    };
+    match s.split_once('.') {
+        Some((schema, table)) if qualified => plain(schema) && plain(table),
+        Some(_) => false,
+        None => plain(s),
+    }
+}
+
+fn parse_store(f: &mut Fields<'_, '_>) -> Result<StoreSettings> {
+    let backend = f.string("backend")?;
+    let postgresql = match backend {
+        None => false,
+        Some(("file", _)) => false,
+        Some(("postgresql", _)) => true,
+        Some((other, span)) => {
+            return Err(f.error_at(
+                "backend",
+                Some(span),
+                format!("unknown backend `{other}`; use \"file\" or \"postgresql\""),
+            ))
+        }
+    };
+    let conninfo = f.string("conninfo")?;
+    let layout = f.string("layout")?;
+    let user_table = f.string("user_table")?;
+    let username_column = f.string("username_column")?;
+    let deadline = f.int_incl("deadline_ms", MIN_DEADLINE_MS, MAX_DEADLINE_MS)?;
+    if !postgresql {
+        for (key, value) in [
+            ("conninfo", &conninfo),
+            ("layout", &layout),
+            ("user_table", &user_table),
+            ("username_column", &username_column),
+        ] {
+            if let Some((_, span)) = value {
+                return Err(f.error_at(
+                    key,
+                    Some(span.clone()),
+                    "only used with backend = \"postgresql\"",
+                ));
+            }
+        }
+        if deadline.is_some() {
+            return Err(f.error_at(
+                "deadline_ms",
+                None,
+                "only used with backend = \"postgresql\"",
+            ));
+        }
+        return Ok(StoreSettings::File);
+    }
+    let conninfo = match conninfo {
+        Some((c, span)) if c.contains('\0') => {
+            return Err(f.error_at("conninfo", Some(span), "must not contain a NUL character"))
+        }
+        Some((c, _)) => c.to_owned(),
+        None => return Err(f.missing("conninfo")),
+    };
+    let django = match layout {
+        None | Some(("pam-totp", _)) => false,
+        Some(("django-otp", _)) => true,
+        Some((other, span)) => {
+            return Err(f.error_at(
+                "layout",
+                Some(span),
+                format!("unknown layout `{other}`; use \"pam-totp\" or \"django-otp\""),
+            ))
+        }
+    };
+    let layout = if django {
+        let ident = |key: &str,
+                     value: Option<(&str, std::ops::Range<usize>)>,
+                     default: &str,
+                     qualified: bool| {
+            match value {
+                None => Ok(default.to_owned()),
+                Some((v, _)) if is_identifier(v, qualified) => Ok(v.to_owned()),
+                Some((_, span)) => Err(f.error_at(
+                    key,
+                    Some(span),
+                    if qualified {
+                        "must be a table name (letters, digits, _), optionally schema.table"
+                    } else {
+                        "must be a column name (letters, digits, _)"
+                    },
+                )),
+            }
+        };
+        Layout::DjangoOtp {
+            user_table: ident("user_table", user_table, "auth_user", true)?,
+            username_column: ident("username_column", username_column, "username", false)?,
+        }
+    } else {
+        for (key, value) in [
+            ("user_table", &user_table),
+            ("username_column", &username_column),
+        ] {
+            if let Some((_, span)) = value {
+                return Err(f.error_at(
+                    key,
+                    Some(span.clone()),
+                    "only used with layout = \"django-otp\"",
+                ));
+            }
+        }
+        Layout::PamTotp
+    };
+    Ok(StoreSettings::Postgresql(PgSettings {
+        conninfo,
+        layout,
+        deadline_ms: deadline.map_or(DEFAULT_DEADLINE_MS, |d| d as u32),
+    }))
 }
 
 impl Settings {
@@ -206,6 +386,11 @@ impl Settings {
                     .map_err(|p: String| e.error_at("algorithm", Some(span), p))?;
             }
             e.finish()?;
+        }
+        if let Some((table, span)) = f.table("store")? {
+            let mut st = Fields::new(&doc, table, span, "store");
+            s.store = parse_store(&mut st)?;
+            st.finish()?;
         }
         f.finish()?;
         Ok(s)
