@@ -183,7 +183,8 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
     let (target, digits) = match UserInfo::by_name(&name).map_err(Error::Unavailable)? {
         None => (Target::Unknown, DEFAULT_DIGITS),
         Some(user) => {
-            let store = Store::for_user(&cfg.template, &user).map_err(Error::Unavailable)?;
+            let store =
+                Store::open(&cfg.store, &cfg.template, &user).map_err(Error::Unavailable)?;
             if cfg.debug {
                 debug_config(host, &args, &store, &cfg.policy, &name);
             }

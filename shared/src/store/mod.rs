@@ -13,14 +13,16 @@
 //!   same two and uses its own clock, so hosts with skewed clocks agree.
 
 mod file;
+mod pg;
 
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
 pub use file::{ensure_dir, lock, read, Access, FileSpec, FileStore, Locked, LOCK_WAIT};
+pub use pg::{PgStore, PAM_TOTP_SQL};
 
-use crate::config::PathTemplate;
+use crate::config::{PathTemplate, StoreSettings};
 use crate::device::DeviceFile;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -51,12 +53,27 @@ pub struct Snapshot {
 pub enum Store {
     /// A device file (per-user or central).
     File(FileStore),
+    /// Rows in a PostgreSQL database shared by many hosts.
+    Postgres(PgStore),
 }
 
 impl Store {
     /// The device file of `user` under `template`.
     pub fn for_user(template: &PathTemplate, user: &UserInfo) -> Result<Store> {
         FileSpec::for_user(template, user).map(|spec| Store::file(spec, &user.name))
+    }
+
+    /// The store `[store]` names for `user`: the device file under
+    /// `template`, or the PostgreSQL store.
+    pub fn open(
+        settings: &StoreSettings,
+        template: &PathTemplate,
+        user: &UserInfo,
+    ) -> Result<Store> {
+        match settings {
+            StoreSettings::File => Store::for_user(template, user),
+            StoreSettings::Postgresql(pg) => Ok(Store::Postgres(PgStore::new(pg, &user.name))),
+        }
     }
 
     /// The device file `spec`, whose header names `user`.
@@ -69,6 +86,7 @@ impl Store {
     pub fn with_wait(self, wait: Duration) -> Store {
         match self {
             Store::File(f) => Store::File(f.with_wait(wait)),
+            Store::Postgres(p) => Store::Postgres(p.with_deadline(wait)),
         }
     }
 
@@ -77,6 +95,7 @@ impl Store {
     pub fn at(self, now: Timestamp) -> Store {
         match self {
             Store::File(f) => Store::File(f.at(now)),
+            Store::Postgres(p) => Store::Postgres(p.at(now)),
         }
     }
 
@@ -84,6 +103,7 @@ impl Store {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Store::File(f) => Some(&f.spec().path),
+            Store::Postgres(_) => None,
         }
     }
 
@@ -91,6 +111,7 @@ impl Store {
     pub fn user(&self) -> &str {
         match self {
             Store::File(f) => f.user(),
+            Store::Postgres(p) => p.user(),
         }
     }
 
@@ -98,6 +119,7 @@ impl Store {
     pub fn read(&self) -> Result<Snapshot> {
         match self {
             Store::File(f) => f.read(),
+            Store::Postgres(p) => p.read(),
         }
     }
 
@@ -114,6 +136,7 @@ impl Store {
     {
         match self {
             Store::File(f) => f.update(change),
+            Store::Postgres(p) => p.update(change),
         }
     }
 }
@@ -122,6 +145,7 @@ impl fmt::Display for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Store::File(s) => write!(f, "{}", s.spec().path.display()),
+            Store::Postgres(p) => write!(f, "{p}"),
         }
     }
 }

@@ -1,0 +1,359 @@
+//! A throw-away PostgreSQL 15 cluster for the PostgreSQL store's tests:
+//! `initdb` in a temp dir, a private unix socket directory and port, a
+//! TCP listener on 127.0.0.1 with SCRAM for a second connection path, and
+//! (optionally) libfaketime preloaded into the server so that a test sets
+//! the database's clock per event. Stopped by `Drop` on every exit path
+//! (fast shutdown, then SIGKILL of the postmaster if it lingers).
+//!
+//! As root the server runs as the `postgres` user (initdb refuses root).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shared::config::{Layout, PgSettings};
+use shared::store::{PgStore, Store};
+use shared::Timestamp;
+
+pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+pub const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// The password of the TCP + SCRAM role.
+const PASSWORD: &str = "s3cret-for-tests";
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub port: u16,
+    pub pid: u32,
+    clock: PathBuf,
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Whether the tests can run here at all.
+pub fn available() -> bool {
+    Path::new(BIN).join("initdb").exists()
+}
+
+fn as_server(program: &str) -> Command {
+    let path = if program.starts_with('/') {
+        PathBuf::from(program)
+    } else {
+        Path::new(BIN).join(program)
+    };
+    if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(path);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    /// Starts a cluster; with `faketime`, the server's clock follows
+    /// [`Cluster::set_clock`] (real time until the first call).
+    pub fn start(faketime: bool) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("pam-totp-pg.")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.path().join("data");
+        let clock = dir.path().join("clock");
+        fs::write(&clock, "+0\n").unwrap();
+        fs::set_permissions(&clock, fs::Permissions::from_mode(0o644)).unwrap();
+        if is_root() {
+            let st = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let out = as_server("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Our own pg_hba: trust on the private socket, SCRAM over TCP.
+        let hba = "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all pamtotp 127.0.0.1/32 scram-sha-256\n";
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(data.join("pg_hba.conf"))
+            .unwrap();
+        f.write_all(hba.as_bytes()).unwrap();
+        let port = free_port();
+        // libfaketime goes into the server only (through env(1) after
+        // setpriv): preloaded into setpriv it would make its shared memory
+        // as root, which the server then cannot open.
+        let mut cmd = if faketime {
+            let mut c = as_server("/usr/bin/env");
+            c.arg(format!("LD_PRELOAD={FAKETIME}"))
+                .arg(format!("FAKETIME_TIMESTAMP_FILE={}", clock.display()))
+                .arg("FAKETIME_NO_CACHE=1")
+                .arg("FAKETIME_DONT_FAKE_MONOTONIC=1")
+                .arg(Path::new(BIN).join("postgres"));
+            c
+        } else {
+            as_server("postgres")
+        };
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(dir.path())
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=80",
+                "-c",
+                "shared_buffers=16MB",
+                "-c",
+                "log_min_messages=fatal",
+                "-c",
+                "password_encryption=scram-sha-256",
+            ])
+            .env("TZ", "UTC")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.path().join("server.log")).unwrap());
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let mut c = Cluster {
+            dir,
+            child: Some(child),
+            port,
+            pid,
+            clock,
+        };
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if pq::Conn::connect(&c.unix(), Instant::now() + Duration::from_secs(1)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "postgres did not start: {}",
+                c.log()
+            );
+            if let Some(st) = c.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("postgres exited with {st}: {}", c.log());
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        c.sql(&format!("CREATE ROLE pamtotp LOGIN PASSWORD '{PASSWORD}'"));
+        // A passfile for the TCP path, as an admin would write one.
+        let passfile = c.dir.path().join("pgpass");
+        fs::write(
+            &passfile,
+            format!("127.0.0.1:{port}:postgres:pamtotp:{PASSWORD}\n"),
+        )
+        .unwrap();
+        fs::set_permissions(&passfile, fs::Permissions::from_mode(0o600)).unwrap();
+        c
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The private unix socket, superuser, trust.
+    pub fn unix(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+
+    /// TCP to 127.0.0.1 as `pamtotp` with SCRAM-SHA-256, the password from
+    /// a passfile.
+    pub fn tcp(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=pamtotp dbname=postgres passfile={}",
+            self.port,
+            self.dir.path().join("pgpass").display()
+        )
+    }
+
+    /// Runs admin SQL over the socket; the rows of the last statement.
+    pub fn sql(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut conn = pq::Conn::connect(&self.unix(), deadline).unwrap();
+        let results = conn
+            .execute(sql, deadline)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let Some(rows) = results.last() else {
+            return Vec::new();
+        };
+        (0..rows.len())
+            .map(|r| {
+                (0..rows.fields())
+                    .map(|c| rows.get(r, c).map(str::to_owned))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// One value.
+    pub fn value(&self, sql: &str) -> Option<String> {
+        self.sql(sql)
+            .first()
+            .and_then(|r| r.first().cloned())
+            .flatten()
+    }
+
+    /// Creates the pam-totp tables and lets the TCP role use them.
+    pub fn init_pam_totp(&self) {
+        PgStore::new(&self.settings(&self.unix(), 3000), "nobody")
+            .init_schema()
+            .unwrap();
+        self.sql("GRANT SELECT, INSERT, UPDATE, DELETE ON pam_totp_device TO pamtotp");
+    }
+
+    pub fn settings(&self, conninfo: &str, deadline_ms: u32) -> PgSettings {
+        PgSettings {
+            conninfo: conninfo.to_owned(),
+            layout: Layout::PamTotp,
+            deadline_ms,
+        }
+    }
+
+    /// The store of `user` over `conninfo`.
+    pub fn store(&self, conninfo: &str, user: &str, deadline_ms: u32) -> Store {
+        Store::Postgres(PgStore::new(&self.settings(conninfo, deadline_ms), user))
+    }
+
+    /// Freezes the server's clock at `t` (faketime clusters only).
+    pub fn set_clock(&self, t: Timestamp) {
+        let tmp = self.dir.path().join("clock.tmp");
+        fs::write(&tmp, format!("{}\n", faketime_date(t))).unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::rename(&tmp, &self.clock).unwrap();
+    }
+
+    /// Lets the server's clock run again.
+    pub fn real_clock(&self) {
+        let tmp = self.dir.path().join("clock.tmp");
+        fs::write(&tmp, "+0\n").unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::rename(&tmp, &self.clock).unwrap();
+    }
+
+    pub fn signal(&self, pid: u32, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill {sig} {pid}");
+    }
+
+    /// Fast shutdown; waits for the postmaster to exit.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        self.real_clock();
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid.to_string()])
+            .status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.pid.to_string()])
+            .status();
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) if Instant::now() > until => {
+                    let _ = Command::new("kill")
+                        .args(["-QUIT", &self.pid.to_string()])
+                        .status();
+                    let _ = child.wait();
+                    return;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff` in UTC: libfaketime's frozen form.
+pub fn faketime_date(t: Timestamp) -> String {
+    let micros = t.as_micros();
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{frac:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Threads and open descriptors of this process.
+pub fn threads_and_fds() -> (usize, usize) {
+    let count = |p: &str| fs::read_dir(p).unwrap().count();
+    (count("/proc/self/task"), count("/proc/self/fd"))
+}
