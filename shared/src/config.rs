@@ -422,7 +422,7 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn alice() -> UserInfo {
@@ -497,6 +497,80 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "/etc/x.toml:2: key `enroll.step`: 0 is out of range; allowed: 1 to 3600"
+        );
+    }
+
+    #[test]
+    fn the_store_is_the_device_files_unless_the_settings_name_postgresql() {
+        let p = Path::new("/etc/x.toml");
+        assert_eq!(Settings::parse("", p).unwrap().store, StoreSettings::File);
+        let s = Settings::parse(
+            "[store]\nbackend = \"postgresql\"\nconninfo = \"host=pg1,pg2 target_session_attrs=read-write\"\n",
+            p,
+        )
+        .unwrap();
+        let StoreSettings::Postgresql(pg) = s.store else {
+            panic!("not postgresql")
+        };
+        assert_eq!(pg.layout, Layout::PamTotp);
+        assert_eq!(pg.deadline_ms, DEFAULT_DEADLINE_MS);
+        assert_eq!(pg.conninfo, "host=pg1,pg2 target_session_attrs=read-write");
+        assert!(
+            !format!("{pg:?}").contains("pg1"),
+            "Debug hides the conninfo"
+        );
+        let s = Settings::parse(
+            "[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\nlayout = \"django-otp\"\n\
+             user_table = \"public.auth_user\"\nusername_column = \"email\"\ndeadline_ms = 1500\n",
+            p,
+        )
+        .unwrap();
+        let StoreSettings::Postgresql(pg) = s.store else {
+            panic!("not postgresql")
+        };
+        assert_eq!(
+            pg.layout,
+            Layout::DjangoOtp {
+                user_table: "public.auth_user".into(),
+                username_column: "email".into()
+            }
+        );
+        assert_eq!(pg.deadline_ms, 1500);
+    }
+
+    #[test]
+    fn store_errors_name_the_file_the_line_and_the_key() {
+        let p = Path::new("/etc/x.toml");
+        let err = |text: &str| Settings::parse(text, p).unwrap_err().to_string();
+        assert_eq!(
+            err("[store]\nbackend = \"mysql\"\n"),
+            "/etc/x.toml:2: key `store.backend`: unknown backend `mysql`; use \"file\" or \"postgresql\""
+        );
+        assert_eq!(
+            err("[store]\nbackend = \"postgresql\"\n"),
+            "/etc/x.toml:1: key `store.conninfo`: missing; this key is required"
+        );
+        assert_eq!(
+            err("[store]\nconninfo = \"x\"\n"),
+            "/etc/x.toml:2: key `store.conninfo`: only used with backend = \"postgresql\""
+        );
+        assert_eq!(
+            err(
+                "[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\nuser_table = \"auth_user\"\n"
+            ),
+            "/etc/x.toml:4: key `store.user_table`: only used with layout = \"django-otp\""
+        );
+        assert_eq!(
+            err("[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\nlayout = \"django-otp\"\nuser_table = \"a; drop\"\n"),
+            "/etc/x.toml:5: key `store.user_table`: must be a table name (letters, digits, _), optionally schema.table"
+        );
+        assert_eq!(
+            err("[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\ndeadline_ms = 10\n"),
+            "/etc/x.toml:4: key `store.deadline_ms`: 10 is out of range; allowed: 100 to 60000"
+        );
+        assert_eq!(
+            err("[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\nlayuot = \"pam-totp\"\n"),
+            "/etc/x.toml:4: key `store.layuot`: unknown key (misspelt, or from a newer version?)"
         );
     }
 }

@@ -6,6 +6,7 @@
 mod add;
 mod batch;
 mod confirm;
+mod db;
 mod import;
 mod list;
 mod remove;
@@ -15,6 +16,7 @@ use add::PendingImages;
 pub use batch::batch;
 pub use confirm::confirm;
 use confirm::confirm_loop;
+pub use db::db;
 pub use import::import_google;
 pub use list::{list, show};
 pub use remove::{remove, reset};
