@@ -175,25 +175,20 @@ fn every_django_verify_scenario_is_reproduced_through_the_postgresql_store_at_th
     assert!(events >= 30, "only {events} events");
 }
 
-/// One round: 16 threads, alternately over the unix socket (superuser,
-/// trust) and TCP + SCRAM (another role), all with the same code. Returns
-/// the successes.
-fn round(pg: &Cluster, attempt: &(dyn Fn(&str, &str) -> bool + Sync)) -> usize {
+/// One round: 16 threads, in turn over the given paths (unix socket as
+/// superuser, TCP + SCRAM as another role, PgBouncer), all with the same
+/// code. Returns the successes.
+fn round(pg: &Cluster, paths: &[String], attempt: &(dyn Fn(&str, &str) -> bool + Sync)) -> usize {
     pg.sql(
         "UPDATE pam_totp_device SET last_t = -1, drift = 0, throttling_failure_count = 0, \
          throttling_failure_timestamp = NULL",
     );
     let code = code_now();
     let barrier = Barrier::new(16);
-    let (unix, tcp) = (pg.unix(), pg.tcp());
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..16)
             .map(|i| {
-                let conninfo = if i % 2 == 0 {
-                    unix.clone()
-                } else {
-                    tcp.clone()
-                };
+                let conninfo = paths[i % paths.len()].clone();
                 let (barrier, code) = (&barrier, &code);
                 s.spawn(move || {
                     barrier.wait();
@@ -210,14 +205,21 @@ fn round(pg: &Cluster, attempt: &(dyn Fn(&str, &str) -> bool + Sync)) -> usize {
 }
 
 #[test]
-fn sixteen_concurrent_logins_with_one_code_over_two_paths_accept_exactly_one_in_each_of_20_rounds()
-{
+fn sixteen_concurrent_logins_with_one_code_over_several_paths_accept_exactly_one_in_each_of_20_rounds(
+) {
     if skip() {
         return;
     }
-    let pg = Cluster::start(false);
+    let mut pg = Cluster::start(false);
     pg.init_pam_totp();
     put(&pg.store(&pg.unix(), "alice", 5000), vec![device("phone")]);
+    let mut paths = vec![pg.unix(), pg.tcp()];
+    if Cluster::has_pgbouncer() {
+        paths.push(pg.bouncer());
+    } else {
+        println!("PgBouncer is not installed: two paths only");
+    }
+    let pg = &pg;
     let store_attempt = |conninfo: &str, code: &str| {
         let store = pg.store(conninfo, "alice", 5000);
         match login::attempt(&store, code, &Policy::default()) {
@@ -225,14 +227,14 @@ fn sixteen_concurrent_logins_with_one_code_over_two_paths_accept_exactly_one_in_
             Err(e) => panic!("attempt failed: {e}"),
         }
     };
-    let rounds: Vec<usize> = (0..20).map(|_| round(&pg, &store_attempt)).collect();
+    let rounds: Vec<usize> = (0..20).map(|_| round(pg, &paths, &store_attempt)).collect();
     println!("race, FOR UPDATE (PostgreSQL store): successes per round {rounds:?}");
     assert!(rounds.iter().all(|n| *n == 1), "{rounds:?}");
 
     // Negative control: the same harness with a transaction that reads
     // without FOR UPDATE must be able to fail.
     let lock_free = |conninfo: &str, code: &str| lock_free_attempt(conninfo, code);
-    let rounds: Vec<usize> = (0..20).map(|_| round(&pg, &lock_free)).collect();
+    let rounds: Vec<usize> = (0..20).map(|_| round(pg, &paths, &lock_free)).collect();
     println!("race, negative control without FOR UPDATE: successes per round {rounds:?}");
     assert!(rounds.iter().any(|n| *n > 1), "{rounds:?}");
 }
@@ -522,7 +524,21 @@ fn every_fault_ends_in_a_store_error_within_the_deadline_with_the_rows_unchanged
     );
 
     let snapshot = rows(&pg);
-    pg.stop();
+    let bouncer = Cluster::has_pgbouncer().then(|| pg.bouncer());
+    pg.stop_server();
+    if let Some(conninfo) = bouncer {
+        let store = pg.store(&conninfo, "erin", 1000);
+        let t = Instant::now();
+        let r = login::attempt(&store, &code_now(), &Policy::default());
+        let elapsed = t.elapsed();
+        println!(
+            "| PgBouncer with the server down | {} ms | {:?} |",
+            elapsed.as_millis(),
+            r.as_ref().map(|a| &a.login).map_err(|e| e.to_string())
+        );
+        assert!(matches!(r, Err(Error::Database(_))), "{r:?}");
+        assert!(elapsed <= Duration::from_millis(1200));
+    }
     for (path, conninfo) in [("unix", pg.unix()), ("TCP+SCRAM", pg.tcp())] {
         let store = pg.store(&conninfo, "erin", 1000);
         let t = Instant::now();

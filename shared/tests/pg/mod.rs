@@ -21,6 +21,7 @@ use shared::store::{PgStore, Store};
 use shared::Timestamp;
 
 pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+pub const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
 pub const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// The password of the TCP + SCRAM role.
 const PASSWORD: &str = "s3cret-for-tests";
@@ -28,6 +29,7 @@ const PASSWORD: &str = "s3cret-for-tests";
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    bouncer: Option<(Child, u16)>,
     pub port: u16,
     pub pid: u32,
     clock: PathBuf,
@@ -166,6 +168,7 @@ impl Cluster {
         let mut c = Cluster {
             dir,
             child: Some(child),
+            bouncer: None,
             port,
             pid,
             clock,
@@ -217,6 +220,58 @@ impl Cluster {
             "host=127.0.0.1 port={} user=pamtotp dbname=postgres passfile={}",
             self.port,
             self.dir.path().join("pgpass").display()
+        )
+    }
+
+    /// Whether PgBouncer is installed.
+    pub fn has_pgbouncer() -> bool {
+        Path::new(PGBOUNCER).exists()
+    }
+
+    /// A local PgBouncer in front of the server (transaction pooling, the
+    /// fail-fast settings of FLEET.md), started on first use; its conninfo.
+    pub fn bouncer(&mut self) -> String {
+        if self.bouncer.is_none() {
+            let port = free_port();
+            let d = self.dir.path();
+            fs::write(d.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
+            let ini = format!(
+                "[databases]\npostgres = host={dir} port={pg} dbname=postgres\n\
+                 [pgbouncer]\nlisten_addr =\nlisten_port = {port}\nunix_socket_dir = {dir}\n\
+                 auth_type = trust\nauth_file = {dir}/userlist.txt\npool_mode = transaction\n\
+                 max_client_conn = 200\ndefault_pool_size = 20\nquery_wait_timeout = 3\n\
+                 server_connect_timeout = 2\nserver_login_retry = 1\n\
+                 logfile = {dir}/pgbouncer.log\nignore_startup_parameters = extra_float_digits\n",
+                dir = d.display(),
+                pg = self.port,
+            );
+            fs::write(d.join("pgbouncer.ini"), ini).unwrap();
+            for f in ["userlist.txt", "pgbouncer.ini"] {
+                fs::set_permissions(d.join(f), fs::Permissions::from_mode(0o644)).unwrap();
+            }
+            let child = as_server(PGBOUNCER)
+                .arg(d.join("pgbouncer.ini"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(d.join("pgbouncer.err")).unwrap())
+                .spawn()
+                .unwrap();
+            self.bouncer = Some((child, port));
+            let conninfo = self.bouncer_conninfo();
+            let until = Instant::now() + Duration::from_secs(10);
+            while pq::Conn::connect(&conninfo, Instant::now() + Duration::from_secs(1)).is_err() {
+                assert!(Instant::now() < until, "pgbouncer did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.bouncer_conninfo()
+    }
+
+    fn bouncer_conninfo(&self) -> String {
+        let port = self.bouncer.as_ref().map_or(0, |b| b.1);
+        format!(
+            "host={} port={port} user=postgres dbname=postgres",
+            self.dir.path().display()
         )
     }
 
@@ -294,6 +349,17 @@ impl Cluster {
 
     /// Fast shutdown; waits for the postmaster to exit.
     pub fn stop(&mut self) {
+        self.stop_server();
+        if let Some((mut b, _)) = self.bouncer.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &b.id().to_string()])
+                .status();
+            let _ = b.wait();
+        }
+    }
+
+    /// Stops the server only (a PgBouncer in front stays up).
+    pub fn stop_server(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
