@@ -115,6 +115,7 @@ impl fmt::Display for Error {
         match self {
             Error::Args(msg) => write!(f, "bad module argument: {msg}"),
             Error::Config(e) => write!(f, "bad configuration: {e}"),
+            Error::Unavailable(e @ shared::Error::Database(_)) => write!(f, "{e}"),
             Error::Unavailable(e) => write!(f, "cannot use the device file: {e}"),
             Error::Pam(what, rc) => write!(f, "{what} failed with PAM error {rc}"),
         }
