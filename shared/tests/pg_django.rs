@@ -144,8 +144,18 @@ fn the_web_site_and_the_module_share_replay_and_throttle_state_in_djangos_own_ta
         println!("SKIPPED: cannot make a venv with Django and django-otp (pip offline?)");
         return;
     };
-    let pg = Cluster::start(false);
+    let mut pg = Cluster::start(false);
     assert_eq!(django(&python, &pg, &["migrate", KEY])["ok"], true);
+    pg.sql(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON otp_totp_totpdevice TO pamtotp; \
+            GRANT SELECT ON auth_user TO pamtotp; \
+            GRANT USAGE ON SEQUENCE otp_totp_totpdevice_id_seq TO pamtotp",
+    );
+    let mut paths = vec![pg.unix(), pg.tcp()];
+    if Cluster::has_pgbouncer() {
+        paths.push(pg.bouncer());
+    }
+    let pg = &pg;
     let settings = PgSettings {
         conninfo: pg.unix(),
         layout: Layout::DjangoOtp {
@@ -161,12 +171,12 @@ fn the_web_site_and_the_module_share_replay_and_throttle_state_in_djangos_own_ta
     let code = code_now();
     let a = login::attempt(&store, &code, &policy).unwrap();
     assert!(matches!(a.login, Login::Accepted { .. }), "{:?}", a.login);
-    assert_eq!(django(&python, &pg, &["verify", &code])["ok"], false);
+    assert_eq!(django(&python, pg, &["verify", &code])["ok"], false);
 
     // Django first: pam-totp refuses the same code as a replay.
-    reset(&pg);
+    reset(pg);
     let code = code_now();
-    assert_eq!(django(&python, &pg, &["verify", &code])["ok"], true);
+    assert_eq!(django(&python, pg, &["verify", &code])["ok"], true);
     let b = login::attempt(&store, &code, &policy).unwrap();
     assert!(
         matches!(
@@ -182,18 +192,40 @@ fn the_web_site_and_the_module_share_replay_and_throttle_state_in_djangos_own_ta
 
     // A failure through pam-totp throttles Django's device, and Django's
     // failures throttle pam-totp.
-    reset(&pg);
+    reset(pg);
     let w = login::attempt(&store, "000000", &policy).unwrap();
     assert!(matches!(w.login, Login::Rejected { .. }), "{:?}", w.login);
-    let state = django(&python, &pg, &["allowed"]);
+    let state = django(&python, pg, &["allowed"]);
     assert_eq!(state["ok"], false, "{state}");
     assert_eq!(state["count"], 1);
-    reset(&pg);
-    assert_eq!(django(&python, &pg, &["verify", "000000"])["ok"], false);
+    reset(pg);
+    assert_eq!(django(&python, pg, &["verify", "000000"])["ok"], false);
     assert!(matches!(
         login::prepare(&store, &policy).unwrap(),
         Prepared::AllThrottled { .. }
     ));
+    // The race in Django's table: 16 logins with one code over the paths,
+    // 20 rounds.
+    let race = |conninfo: &str, code: &str| {
+        let s = PgSettings {
+            conninfo: conninfo.to_owned(),
+            ..settings.clone()
+        };
+        let store = Store::Postgres(PgStore::new(&s, "alice"));
+        matches!(
+            login::attempt(&store, code, &policy).unwrap().login,
+            Login::Accepted { .. }
+        )
+    };
+    let rounds: Vec<usize> = (0..20)
+        .map(|_| pg::race_round(pg, "otp_totp_totpdevice", &paths, &code_now(), &race))
+        .collect();
+    println!(
+        "race, django-otp layout over {} paths: successes per round {rounds:?}",
+        paths.len()
+    );
+    assert!(rounds.iter().all(|n| *n == 1), "{rounds:?}");
+
     // A name Django does not know has no devices, and gets none.
     let nobody = Store::Postgres(PgStore::new(&settings, "mallory"));
     assert_eq!(

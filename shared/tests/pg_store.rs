@@ -14,7 +14,6 @@
 mod pg;
 
 use std::path::Path;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use pg::Cluster;
@@ -175,33 +174,8 @@ fn every_django_verify_scenario_is_reproduced_through_the_postgresql_store_at_th
     assert!(events >= 30, "only {events} events");
 }
 
-/// One round: 16 threads, in turn over the given paths (unix socket as
-/// superuser, TCP + SCRAM as another role, PgBouncer), all with the same
-/// code. Returns the successes.
 fn round(pg: &Cluster, paths: &[String], attempt: &(dyn Fn(&str, &str) -> bool + Sync)) -> usize {
-    pg.sql(
-        "UPDATE pam_totp_device SET last_t = -1, drift = 0, throttling_failure_count = 0, \
-         throttling_failure_timestamp = NULL",
-    );
-    let code = code_now();
-    let barrier = Barrier::new(16);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..16)
-            .map(|i| {
-                let conninfo = paths[i % paths.len()].clone();
-                let (barrier, code) = (&barrier, &code);
-                s.spawn(move || {
-                    barrier.wait();
-                    attempt(&conninfo, code)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|ok| *ok)
-            .count()
-    })
+    pg::race_round(pg, "pam_totp_device", paths, &code_now(), attempt)
 }
 
 #[test]

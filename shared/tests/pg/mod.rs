@@ -423,3 +423,37 @@ pub fn threads_and_fds() -> (usize, usize) {
     let count = |p: &str| fs::read_dir(p).unwrap().count();
     (count("/proc/self/task"), count("/proc/self/fd"))
 }
+
+/// One round of the race: the device rows of `table` reset, then 16
+/// threads, in turn over `paths`, all try `code` at once. Returns the
+/// successes.
+pub fn race_round(
+    pg: &Cluster,
+    table: &str,
+    paths: &[String],
+    code: &str,
+    attempt: &(dyn Fn(&str, &str) -> bool + Sync),
+) -> usize {
+    pg.sql(&format!(
+        "UPDATE {table} SET last_t = -1, drift = 0, throttling_failure_count = 0, \
+         throttling_failure_timestamp = NULL"
+    ));
+    let barrier = std::sync::Barrier::new(16);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let conninfo = paths[i % paths.len()].clone();
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    attempt(&conninfo, code)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    })
+}
