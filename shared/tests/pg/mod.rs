@@ -77,6 +77,12 @@ impl Cluster {
     /// Starts a cluster; with `faketime`, the server's clock follows
     /// [`Cluster::set_clock`] (real time until the first call).
     pub fn start(faketime: bool) -> Cluster {
+        Cluster::start_with(faketime, false)
+    }
+
+    /// [`Cluster::start`]; `durable`: keep PostgreSQL's fsync and
+    /// synchronous commit (for measurements), else both off (tests).
+    pub fn start_with(faketime: bool, durable: bool) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("pam-totp-pg.")
             .tempdir()
@@ -137,6 +143,9 @@ impl Cluster {
         } else {
             as_server("postgres")
         };
+        if !durable {
+            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
+        }
         cmd.arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-k"])
@@ -144,12 +153,6 @@ impl Cluster {
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
                 "-c",
                 "max_connections=80",
                 "-c",
