@@ -87,6 +87,20 @@ impl std::error::Error for Error {}
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A libpq or server message without its DETAIL, CONTEXT, HINT, QUERY and
+/// LINE parts, which can quote rows and statements (parameters included).
+fn primary_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !["DETAIL:", "CONTEXT:", "HINT:", "QUERY:", "LINE ", "^"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -293,7 +307,7 @@ impl Conn {
         // SAFETY: a live connection; the message is owned by it and copied
         // before any other call.
         let msg = unsafe { c_text(sys::PQerrorMessage(self.raw.as_ptr())) };
-        Error::new(kind, msg.unwrap_or_default())
+        Error::new(kind, primary_lines(&msg.unwrap_or_default()))
     }
 
     /// True when no transaction is open and no statement is half-way.
@@ -459,15 +473,34 @@ impl Result_ {
         match status {
             sys::PGRES_TUPLES_OK | sys::PGRES_COMMAND_OK | sys::PGRES_EMPTY_QUERY => {}
             _ => {
-                // SAFETY: a live result; both strings are owned by it and
-                // copied at once.
-                let (msg, code) = unsafe {
+                // Only the severity and the primary message: the DETAIL and
+                // CONTEXT lines can quote a row ("Failing row contains
+                // (...)"), parameters included, and this message ends up in
+                // logs. SAFETY: a live result; the strings are owned by it
+                // and copied at once.
+                let (severity, primary, code) = unsafe {
                     (
-                        c_text(sys::PQresultErrorMessage(self.ptr())),
+                        c_text(sys::PQresultErrorField(self.ptr(), sys::PG_DIAG_SEVERITY)),
+                        c_text(sys::PQresultErrorField(
+                            self.ptr(),
+                            sys::PG_DIAG_MESSAGE_PRIMARY,
+                        )),
                         c_text(sys::PQresultErrorField(self.ptr(), sys::PG_DIAG_SQLSTATE)),
                     )
                 };
-                let mut e = Error::new(ErrorKind::Server, msg.unwrap_or_default());
+                let msg = match (severity, primary) {
+                    (Some(s), Some(m)) => format!("{s}: {m}"),
+                    (None, Some(m)) => m,
+                    // No fields: an error libpq made itself (connection
+                    // lost).
+                    _ => {
+                        // SAFETY: a live result; the message is owned by it
+                        // and copied at once.
+                        let text = unsafe { c_text(sys::PQresultErrorMessage(self.ptr())) };
+                        primary_lines(&text.unwrap_or_default())
+                    }
+                };
+                let mut e = Error::new(ErrorKind::Server, msg);
                 e.sqlstate = code;
                 return Err(e);
             }

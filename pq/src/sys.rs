@@ -43,6 +43,10 @@ pub const PQTRANS_IDLE: c_int = 0;
 
 /// `PG_DIAG_SQLSTATE`.
 pub const PG_DIAG_SQLSTATE: c_int = b'C' as c_int;
+/// `PG_DIAG_SEVERITY`.
+pub const PG_DIAG_SEVERITY: c_int = b'S' as c_int;
+/// `PG_DIAG_MESSAGE_PRIMARY`.
+pub const PG_DIAG_MESSAGE_PRIMARY: c_int = b'M' as c_int;
 
 #[link(name = "pq")]
 extern "C" {

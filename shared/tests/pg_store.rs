@@ -334,6 +334,25 @@ fn totp_enroll_changes_work_over_the_postgresql_store_and_keep_the_device_order(
 }
 
 #[test]
+fn a_key_never_reaches_an_error_message_even_when_the_server_quotes_the_failing_row() {
+    if skip() {
+        return;
+    }
+    let pg = Cluster::start(false);
+    pg.init_pam_totp();
+    let store = pg.store(&pg.unix(), "frank", 3000);
+    // Tolerance 11: the table's CHECK refuses the row, and PostgreSQL's
+    // DETAIL line ("Failing row contains (...)") quotes it, key included.
+    let hex = "ab".repeat(20);
+    let mut d = device("wide");
+    d.key = Secret::from_hex(&hex).unwrap();
+    d.tolerance = 11;
+    let err = manage::add(&store, &d).unwrap_err().to_string();
+    assert!(err.contains("check constraint"), "{err}");
+    assert!(!err.contains(&hex), "the key is in the error: {err}");
+}
+
+#[test]
 fn a_login_costs_at_most_four_round_trips() {
     if skip() {
         return;
