@@ -353,6 +353,33 @@ fn a_key_never_reaches_an_error_message_even_when_the_server_quotes_the_failing_
 }
 
 #[test]
+fn the_database_clock_is_read_once_the_rows_are_locked() {
+    if skip() {
+        return;
+    }
+    let pg = Cluster::start(false);
+    pg.init_pam_totp();
+    put(&pg.store(&pg.unix(), "erin", 3000), vec![device("phone")]);
+    let holder = hold_rows(&pg);
+    let (now, released) = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let store = pg.store(&pg.unix(), "erin", 3000);
+            login::attempt(&store, "000000", &Policy::default())
+                .unwrap()
+                .now
+        });
+        std::thread::sleep(Duration::from_millis(400));
+        let released = Timestamp::now();
+        drop(holder);
+        (h.join().unwrap(), released)
+    });
+    assert!(
+        now >= released,
+        "the clock ({now}) was read before the lock was granted ({released})"
+    );
+}
+
+#[test]
 fn a_login_costs_at_most_four_round_trips() {
     if skip() {
         return;

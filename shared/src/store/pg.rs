@@ -419,11 +419,17 @@ impl Session<'_> {
         if rows.fields() != COLUMNS {
             return Err(self.bad(format!("{} columns, not {COLUMNS}", rows.fields())));
         }
+        // The clock row must be the last one: only then was it read after
+        // every device row was locked.
+        let last = rows.len().checked_sub(1);
         let mut devices = Vec::new();
         let mut now = None;
         for r in 0..rows.len() {
             match rows.get(r, 0) {
-                None => now = rows.get(r, COLUMNS - 1).and_then(|v| v.parse().ok()),
+                None if Some(r) == last => {
+                    now = rows.get(r, COLUMNS - 1).and_then(|v| v.parse().ok());
+                }
+                None => return Err(self.bad("the clock row is not the last".into())),
                 Some(_) => devices.push(self.row(&rows, r)?),
             }
         }
