@@ -65,6 +65,28 @@ fn as_server(program: &str) -> Command {
     }
 }
 
+/// A temp dir for one server (its data, socket, logs), owned by the
+/// server's user, with a clock file for libfaketime.
+fn new_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("pam-totp-pg.")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let clock = dir.path().join("clock");
+    fs::write(&clock, "+0\n").unwrap();
+    fs::set_permissions(&clock, fs::Permissions::from_mode(0o644)).unwrap();
+    if is_root() {
+        let st = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    (dir, clock)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -83,23 +105,8 @@ impl Cluster {
     /// [`Cluster::start`]; `durable`: keep PostgreSQL's fsync and
     /// synchronous commit (for measurements), else both off (tests).
     pub fn start_with(faketime: bool, durable: bool) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("pam-totp-pg.")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let (dir, clock) = new_dir();
         let data = dir.path().join("data");
-        let clock = dir.path().join("clock");
-        fs::write(&clock, "+0\n").unwrap();
-        fs::set_permissions(&clock, fs::Permissions::from_mode(0o644)).unwrap();
-        if is_root() {
-            let st = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
         let out = as_server("initdb")
             .args([
                 "-A",
@@ -121,13 +128,41 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         // Our own pg_hba: trust on the private socket, SCRAM over TCP.
-        let hba = "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all pamtotp 127.0.0.1/32 scram-sha-256\n";
+        let hba = "local all all trust\nlocal replication all trust\n\
+                   host all postgres 127.0.0.1/32 trust\nhost all pamtotp 127.0.0.1/32 scram-sha-256\n";
         let mut f = fs::OpenOptions::new()
             .write(true)
             .truncate(true)
             .open(data.join("pg_hba.conf"))
             .unwrap();
         f.write_all(hba.as_bytes()).unwrap();
+        let c = Cluster::launch(dir, clock, faketime, durable, &[]);
+        c.sql(&format!("CREATE ROLE pamtotp LOGIN PASSWORD '{PASSWORD}'"));
+        c.write_passfile();
+        c
+    }
+
+    /// A passfile for the TCP path, as an admin would write one.
+    fn write_passfile(&self) {
+        let port = self.port;
+        let passfile = self.dir.path().join("pgpass");
+        fs::write(
+            &passfile,
+            format!("127.0.0.1:{port}:postgres:pamtotp:{PASSWORD}\n"),
+        )
+        .unwrap();
+        fs::set_permissions(&passfile, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    /// Starts a server on the data directory `dir/data`.
+    fn launch(
+        dir: tempfile::TempDir,
+        clock: PathBuf,
+        faketime: bool,
+        durable: bool,
+        extra: &[&str],
+    ) -> Cluster {
+        let data = dir.path().join("data");
         let port = free_port();
         // libfaketime goes into the server only (through env(1) after
         // setpriv): preloaded into setpriv it would make its shared memory
@@ -146,6 +181,7 @@ impl Cluster {
         if !durable {
             cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
         }
+        cmd.args(extra);
         cmd.arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-k"])
@@ -191,16 +227,64 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(30));
         }
-        c.sql(&format!("CREATE ROLE pamtotp LOGIN PASSWORD '{PASSWORD}'"));
-        // A passfile for the TCP path, as an admin would write one.
-        let passfile = c.dir.path().join("pgpass");
-        fs::write(
-            &passfile,
-            format!("127.0.0.1:{port}:postgres:pamtotp:{PASSWORD}\n"),
-        )
-        .unwrap();
-        fs::set_permissions(&passfile, fs::Permissions::from_mode(0o600)).unwrap();
         c
+    }
+
+    /// A standby of this server (pg_basebackup -R), started with
+    /// `cluster_name = name` (its application_name for
+    /// synchronous_standby_names). Hot standby: it answers reads.
+    pub fn start_standby(&self, name: &str) -> Cluster {
+        let (dir, clock) = new_dir();
+        let out = as_server("pg_basebackup")
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args([
+                "-R",
+                "-X",
+                "stream",
+                "-U",
+                "postgres",
+                "-p",
+                &self.port.to_string(),
+                "-h",
+            ])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c = Cluster::launch(
+            dir,
+            clock,
+            false,
+            true,
+            &["-c", &format!("cluster_name={name}")],
+        );
+        c.write_passfile();
+        c
+    }
+
+    /// ALTER SYSTEM SET `name` = `value`, then reload.
+    pub fn set(&self, name: &str, value: &str) {
+        let value = value.replace('\'', "''");
+        self.sql(&format!("ALTER SYSTEM SET {name} = '{value}'"));
+        self.sql("SELECT pg_reload_conf()");
+    }
+
+    /// An immediate shutdown (SIGQUIT): as a crash, nothing more is sent.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.pid.to_string()])
+                .status();
+            let _ = Command::new("kill")
+                .args(["-QUIT", &self.pid.to_string()])
+                .status();
+            let _ = child.wait();
+        }
     }
 
     pub fn log(&self) -> String {
