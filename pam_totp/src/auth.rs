@@ -65,6 +65,11 @@ pub trait Host {
     fn log(&mut self, level: Level, message: &str);
     /// True under `PAM_SILENT`: no informational or error messages.
     fn silent(&self) -> bool;
+    /// `PAM_RHOST`, the remote host, when the application set it (for
+    /// the log lines of a failing central store).
+    fn rhost(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// How an authentication that ran to its end turned out.
@@ -152,7 +157,17 @@ pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
 pub fn run(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Error> {
     let result = authenticate(host, args);
     if let Err(e) = &result {
-        host.log(Level::Error, &e.to_string());
+        let mut line = e.to_string();
+        // A central store that fails: name the remote host too, so that
+        // the line says which login was turned away (and fail2ban-like
+        // tools can tell); control characters cannot forge a line.
+        if matches!(e, Error::Unavailable(shared::Error::Database(_))) {
+            if let Some(rhost) = host.rhost() {
+                line.push_str(", rhost ");
+                line.extend(rhost.chars().map(|c| if c.is_control() { '?' } else { c }));
+            }
+        }
+        host.log(Level::Error, &line);
     }
     result
 }

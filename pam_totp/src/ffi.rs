@@ -26,7 +26,7 @@ use crate::code;
 use crate::sys::{
     pam_get_data, pam_get_item, pam_get_user, pam_set_data, pam_set_item, pam_syslog, PamConv,
     PamHandle, PamMessage, PamResponse, PAM_AUTHTOK, PAM_CONV, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF,
-    PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO,
+    PAM_PROMPT_ECHO_ON, PAM_RHOST, PAM_SILENT, PAM_TEXT_INFO,
 };
 
 /// Authentication: the module's job.
@@ -447,6 +447,13 @@ impl Host for LibPam {
 
     fn silent(&self) -> bool {
         self.silent
+    }
+
+    fn rhost(&mut self) -> Option<String> {
+        self.string_item(PAM_RHOST)
+            .ok()
+            .flatten()
+            .map(|a| a.expose().to_owned())
     }
 }
 

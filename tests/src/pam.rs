@@ -435,6 +435,7 @@ pub struct Pamtester<'a> {
     answers: Vec<String>,
     at: Option<FakeTime>,
     env: Vec<(String, String)>,
+    items: Vec<String>,
 }
 
 impl<'a> Pamtester<'a> {
@@ -448,7 +449,14 @@ impl<'a> Pamtester<'a> {
             answers: Vec::new(),
             at: None,
             env: Vec::new(),
+            items: Vec::new(),
         }
+    }
+
+    /// A PAM item set by pamtester before the operation (`-I rhost=HOST`).
+    pub fn item(mut self, item: &str) -> Self {
+        self.items.push(item.to_owned());
+        self
     }
 
     /// Answers to the prompts, one line each, in order.
@@ -480,6 +488,9 @@ impl<'a> Pamtester<'a> {
     pub fn run(self) -> Result<Run> {
         let mut preload = PAM_WRAPPER.to_owned();
         let mut cmd = Command::new("pamtester");
+        for item in &self.items {
+            cmd.args(["-I", item]);
+        }
         cmd.args([&self.service, &self.user, &self.operation])
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", self.services.dir())

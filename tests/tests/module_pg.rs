@@ -154,6 +154,7 @@ fn two_hosts_share_one_state_through_the_module_and_a_dead_server_fails_closed_i
     cluster.signal(cluster.pid, "-STOP");
     let t = Instant::now();
     let s = Pamtester::new(&services, "host-a", USER)
+        .item("rhost=203.0.113.9")
         .answers(&[&code_now(&d)])
         .run()
         .unwrap();
@@ -170,6 +171,8 @@ fn two_hosts_share_one_state_through_the_module_and_a_dead_server_fails_closed_i
         "{stalled:?}"
     );
     assert!(s.log_text().contains("user root"), "{s}");
+    assert!(s.log_text().contains("rhost 203.0.113.9"), "{s}");
+    println!("log: {}", s.log_text());
     assert_eq!(cluster.sql("SELECT * FROM pam_totp_device"), rows);
 
     cluster.stop();
