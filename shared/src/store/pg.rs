@@ -302,9 +302,17 @@ impl PgStore {
         let (rows, now) = s.devices(&self.sql.lock)?;
         let current = to_file(rows.iter().map(|(_, d)| d.clone()).collect());
         let now = self.clock.unwrap_or(now);
-        // An error from the change: the connection is closed without a
-        // commit, so nothing it did (nothing) is kept.
-        match change(current.as_ref(), now)? {
+        // An error from the change: roll back (best effort; closing the
+        // connection would too, but PgBouncer then drops its server
+        // connection).
+        let decided = match change(current.as_ref(), now) {
+            Ok(decided) => decided,
+            Err(e) => {
+                s.rollback();
+                return Err(e);
+            }
+        };
+        match decided {
             Change::Keep(value) => {
                 s.commit()?;
                 Ok(value)
@@ -400,6 +408,11 @@ impl Session<'_> {
         Ok(())
     }
 
+    fn rollback(&mut self) {
+        self.count();
+        let _ = self.conn.execute("ROLLBACK", self.deadline);
+    }
+
     fn commit(&mut self) -> Result<()> {
         self.count();
         self.conn
@@ -474,10 +487,14 @@ impl Session<'_> {
             }
             Ok(v)
         };
-        let time = |c: usize| {
+        let time = |c: usize, key: &str| -> Result<Option<Timestamp>> {
             rows.get(r, c)
-                .and_then(|v| v.parse().ok())
-                .map(Timestamp::from_micros)
+                .map(|v| {
+                    v.parse()
+                        .map(Timestamp::from_micros)
+                        .map_err(|_| bad(key, "not a timestamp".into()))
+                })
+                .transpose()
         };
         let id = int(0, "id", 0..=i64::MAX)?;
         let name = text(1, "name")?;
@@ -508,11 +525,11 @@ impl Session<'_> {
             drift: int(9, "drift", i64::from(i16::MIN)..=i64::from(i16::MAX))? as i16,
             last_t: int(10, "last_t", -1..=i64::MAX)?,
             confirmed,
-            created_at: time(11),
-            last_used_at: time(12),
+            created_at: time(11, "created_at")?,
+            last_used_at: time(12, "last_used_at")?,
             throttling_failure_count: int(13, "throttling_failure_count", 0..=i64::from(u32::MAX))?
                 as u32,
-            throttling_failure_timestamp: time(14),
+            throttling_failure_timestamp: time(14, "throttling_failure_timestamp")?,
         };
         Ok((id, device))
     }
