@@ -287,6 +287,31 @@ fn state_is_shared_across_paths_replays_are_refused_and_failures_throttle_the_ot
 }
 
 #[test]
+fn a_tls_connection_with_verify_full_works_and_a_wrong_ca_is_refused() {
+    if skip() {
+        return;
+    }
+    let pg = Cluster::start(false);
+    pg.init_pam_totp();
+    let tls = pg.tls();
+    let store = pg.store(&tls, "grace", 3000);
+    put(&store, vec![device("phone")]);
+    let a = login::attempt(&store, &code_now(), &Policy::default()).unwrap();
+    assert!(matches!(a.login, Login::Accepted { .. }), "{:?}", a.login);
+    let ssl = pg.value(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl",
+    );
+    assert_eq!(ssl.as_deref(), Some("0"), "no TLS session is left open");
+    // (verify-full cannot fall back to plain TCP: that login was TLS.)
+    // Trusting another certificate than the CA that signed the server's:
+    // refused, never a login.
+    let wrong = tls.replace("ca.crt", "server.crt");
+    let store = pg.store(&wrong, "grace", 3000);
+    let err = login::attempt(&store, &code_now(), &Policy::default()).unwrap_err();
+    assert!(matches!(err, Error::Database(_)), "{err}");
+}
+
+#[test]
 fn totp_enroll_changes_work_over_the_postgresql_store_and_keep_the_device_order() {
     if skip() {
         return;

@@ -310,6 +310,88 @@ impl Cluster {
         )
     }
 
+    /// Turns TLS on (a throw-away CA and a server certificate for
+    /// 127.0.0.1) and returns a TCP + SCRAM conninfo with
+    /// `sslmode=verify-full` against that CA.
+    pub fn tls(&self) -> String {
+        let d = self.dir.path();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        fs::write(d.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        fs::set_permissions(d.join("server.key"), fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            let st = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(d.join("server.key"))
+                .arg(d.join("server.crt"))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        self.set("ssl_cert_file", &d.join("server.crt").display().to_string());
+        self.set("ssl_key_file", &d.join("server.key").display().to_string());
+        self.set("ssl", "on");
+        format!(
+            "{} sslmode=verify-full sslrootcert={}",
+            self.tcp(),
+            d.join("ca.crt").display()
+        )
+    }
+
     /// Whether PgBouncer is installed.
     pub fn has_pgbouncer() -> bool {
         Path::new(PGBOUNCER).exists()
