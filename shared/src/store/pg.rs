@@ -539,6 +539,11 @@ impl Session<'_> {
     /// in a `DELETE` and an `INSERT`.
     fn write(&mut self, rows: &[Row], next: &DeviceFile) -> Result<()> {
         let plan = diff(rows, &next.devices);
+        if !plan.ordered {
+            // No change of ours reorders devices; one that did could not be
+            // stored (the order is the rows' ids), so it is refused whole.
+            return Err(self.bad("a change reorders the devices".into()));
+        }
         if !plan.updates.is_empty() {
             let affected = self.apply(&self.store.sql.update.clone(), None, &plan.updates)?;
             if affected != plan.updates.len() as u64 {
@@ -634,11 +639,15 @@ struct Plan<'a> {
     updates: Vec<(Option<i64>, &'a Device)>,
     deletes: Vec<i64>,
     inserts: Vec<&'a Device>,
+    /// The rows, read back in id order, keep the new order.
+    ordered: bool,
 }
 
-/// Pairs the new devices with the rows read: by name, then (renames) the
-/// rest by position when as many were removed as added. Unchanged rows
-/// are not written.
+/// Pairs the new devices with the rows read: by name, then a device whose
+/// name is new with the unpaired row at the same position (a rename).
+/// Unchanged rows are not written. `ordered` tells whether ids in the new
+/// order still rise with every new device after them, i.e. whether the
+/// rows, read back by id, come in the new file's order.
 fn diff<'a>(rows: &[Row], next: &'a [Device]) -> Plan<'a> {
     let mut used = vec![false; rows.len()];
     let mut pairs: Vec<Option<usize>> = next
@@ -652,19 +661,29 @@ fn diff<'a>(rows: &[Row], next: &'a [Device]) -> Plan<'a> {
             Some(i)
         })
         .collect();
-    let free_rows: Vec<usize> = (0..rows.len()).filter(|i| !used[*i]).collect();
-    let free_new: Vec<usize> = (0..next.len()).filter(|j| pairs[*j].is_none()).collect();
-    if free_rows.len() == free_new.len() {
-        for (i, j) in free_rows.iter().zip(&free_new) {
-            pairs[*j] = Some(*i);
-            used[*i] = true;
+    for (j, pair) in pairs.iter_mut().enumerate() {
+        if pair.is_none() && j < rows.len() && !used[j] {
+            *pair = Some(j);
+            used[j] = true;
         }
     }
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        ordered: true,
+        ..Plan::default()
+    };
+    let mut last_id = None;
     for (j, pair) in pairs.iter().enumerate() {
         match pair {
-            Some(i) if rows[*i].1 != next[j] => plan.updates.push((Some(rows[*i].0), &next[j])),
-            Some(_) => {}
+            Some(i) => {
+                let id = rows[*i].0;
+                if last_id.is_some_and(|l| l >= id) || !plan.inserts.is_empty() {
+                    plan.ordered = false;
+                }
+                last_id = Some(id);
+                if rows[*i].1 != next[j] {
+                    plan.updates.push((Some(id), &next[j]));
+                }
+            }
             None => plan.inserts.push(&next[j]),
         }
     }
@@ -711,6 +730,43 @@ mod tests {
         let a = array([Some("a\"b".to_owned()), None, Some("c\\d,{}".to_owned())].into_iter());
         assert_eq!(a, r#"{"a\"b",NULL,"c\\d,{}"}"#);
         assert_eq!(array(std::iter::empty()), "{}");
+    }
+
+    fn dev(name: &str) -> Device {
+        Device::new(
+            name,
+            Secret::from_hex("3132333435363738393031323334353637383930").unwrap(),
+            &crate::device::Params::default(),
+            Timestamp::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn rows_are_paired_with_devices_by_name_and_a_rename_by_position() {
+        let rows: Vec<Row> = vec![(10, dev("a")), (11, dev("b")), (12, dev("c"))];
+        // Unchanged: nothing to write.
+        let same: Vec<Device> = rows.iter().map(|r| r.1.clone()).collect();
+        let p = diff(&rows, &same);
+        assert!(p.updates.is_empty() && p.deletes.is_empty() && p.inserts.is_empty());
+        // One changed, one removed, one added (at the end).
+        let mut next = vec![dev("a"), dev("c"), dev("d")];
+        next[1].last_t = 5;
+        let p = diff(&rows, &next);
+        assert!(p.ordered);
+        assert_eq!(p.updates.len(), 1);
+        assert_eq!(p.updates[0].0, Some(12));
+        assert_eq!(p.deletes, vec![11]);
+        assert_eq!(p.inserts.len(), 1);
+        assert_eq!(p.inserts[0].name, "d");
+        // A rename keeps the row.
+        let next = vec![dev("a"), dev("renamed"), dev("c")];
+        let p = diff(&rows, &next);
+        assert_eq!(p.updates.len(), 1);
+        assert_eq!(p.updates[0].0, Some(11));
+        assert!(p.deletes.is_empty() && p.inserts.is_empty() && p.ordered);
+        // A reordering cannot be stored.
+        let next = vec![dev("b"), dev("a"), dev("c")];
+        assert!(!diff(&rows, &next).ordered);
     }
 
     #[test]
