@@ -15,6 +15,10 @@
 //! and service files work as admins know them. A [`Conn`] is closed
 //! (`PQfinish`) when dropped, on every path.
 //!
+//! The environment of the calling process does not count: under sudo it is
+//! the user's, and libpq would take `PGHOSTADDR`, `PGSERVICEFILE`,
+//! `PGOPTIONS`, `HOME/.pg_service.conf` and more from it (see `CleanEnv`).
+//!
 //! One limit libpq imposes: a host *name* is resolved with a blocking
 //! `getaddrinfo` inside `PQconnectPoll`; the deadline bounds everything
 //! else. Name hosts in `/etc/hosts`, or use `hostaddr`, where that matters.
@@ -24,9 +28,11 @@
 
 mod sys;
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString, OsString};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::ptr::{self, NonNull};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use zeroize::Zeroizing;
@@ -175,6 +181,71 @@ impl Rows {
 /// stderr, and a PAM module writes nothing there.
 unsafe extern "C" fn ignore_notice(_arg: *mut c_void, _message: *const c_char) {}
 
+/// Serialises [`CleanEnv`] between threads of one process (the tests;
+/// sshd and sudo call the module from one thread).
+static ENV_LOCK: Mutex<()> = Mutex::new(());
+
+/// The process environment without what the calling user could have put
+/// there for libpq, for the duration of a connect; restored when dropped.
+///
+/// libpq fills every parameter the connection string leaves out from a
+/// `PG*` variable (`PGHOSTADDR` even redirects a named host,
+/// `PGSERVICEFILE` brings whole definitions) and finds `.pgpass`,
+/// `.pg_service.conf` and `~/.postgresql/root.crt` under `$HOME`. Under
+/// sudo or su the module runs in a setuid process whose environment is the
+/// user's: only the admin's connection string and the effective user's
+/// own files may count. So every `PG*` variable is hidden, and `HOME` too
+/// when it is not the effective user's home (libpq then asks the password
+/// database). When there is nothing to hide, nothing is touched.
+struct CleanEnv {
+    saved: Vec<(OsString, OsString)>,
+    _lock: Option<MutexGuard<'static, ()>>,
+}
+
+impl CleanEnv {
+    fn new() -> CleanEnv {
+        let lock = ENV_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut hide: Vec<OsString> = std::env::vars_os()
+            .map(|(k, _)| k)
+            .filter(|k| k.as_bytes().starts_with(b"PG"))
+            .collect();
+        if let Some(home) = std::env::var_os("HOME") {
+            let own = nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir.into_os_string());
+            if own.as_ref() != Some(&home) {
+                hide.push(OsString::from("HOME"));
+            }
+        }
+        if hide.is_empty() {
+            return CleanEnv {
+                saved: Vec::new(),
+                _lock: None,
+            };
+        }
+        let mut saved = Vec::with_capacity(hide.len());
+        for k in hide {
+            if let Some(v) = std::env::var_os(&k) {
+                std::env::remove_var(&k);
+                saved.push((k, v));
+            }
+        }
+        CleanEnv {
+            saved,
+            _lock: Some(lock),
+        }
+    }
+}
+
+impl Drop for CleanEnv {
+    fn drop(&mut self) {
+        for (k, v) in self.saved.drain(..) {
+            std::env::set_var(k, v);
+        }
+    }
+}
+
 /// One connection to PostgreSQL. Closed when dropped.
 pub struct Conn {
     raw: NonNull<sys::PGconn>,
@@ -241,6 +312,9 @@ impl Conn {
     /// as it is) before `deadline`. Adds `client_encoding=UTF8` and a
     /// fallback `application_name` of `pam_totp`.
     pub fn connect(conninfo: &str, deadline: Instant) -> Result<Conn> {
+        // libpq reads the environment when it starts and while it polls
+        // (TLS files under $HOME): hidden for the whole connect.
+        let _env = CleanEnv::new();
         let conninfo = CString::new(conninfo).map_err(|_| {
             Error::new(
                 ErrorKind::Usage,
