@@ -8,13 +8,15 @@
 #   2. login  per login in process (bench/pamloop.c): success and failure path
 #   3. scale  success path with 1, 100 and 10 000 enrolled users
 #   4. races  16 simultaneous logins with one valid code, 20 rounds
+#   5. pg     the PostgreSQL store per login: PgBouncer, unix socket, TCP + SCRAM
 #
 # PAM service files live in a temp directory used through pam_wrapper, users
 # come from nss_wrapper: /etc is never touched. Output: target/bench/
 # (results.md, results.svg, raw/), copied to bench/RESULTS.md, bench/results.svg.
 #
 # Knobs (environment): BENCH_LOGINS (per module and path, default 1000),
-# BENCH_SCALE_LOGINS (default 500), BENCH_SKIP_CORE=1, BENCH_SKIP_TOTP=1.
+# BENCH_SCALE_LOGINS (default 500), BENCH_SKIP_CORE=1, BENCH_SKIP_TOTP=1,
+# BENCH_PG_LOGINS (default 500), BENCH_SKIP_PG=1.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -175,6 +177,16 @@ for m in $MODULES; do
         >"$RAW/race-$m.txt"
 done
 
+# ---- 5. the PostgreSQL store ------------------------------------------------------
+# A durable PostgreSQL 15 (and PgBouncer) started by the measurement itself;
+# skipped when PostgreSQL is not installed. Writes $OUT/pg.md.
+rm -f "$OUT/pg.md"
+if [ "${BENCH_SKIP_PG:-0}" != 1 ] && [ -x /usr/lib/postgresql/15/bin/postgres ]; then
+    say "postgresql store: per login through PgBouncer, unix socket, TCP + SCRAM"
+    (cd "$ROOT" && PG_BENCH_LOGINS=${BENCH_PG_LOGINS:-500} $CARGO test --release --locked \
+        -p pam-totp-shared --test pg_bench -- --ignored --nocapture >&2) || say "postgresql bench failed"
+fi
+
 # ---- 1. core ---------------------------------------------------------------------
 # Last, so the PAM figures above are not disturbed by the compiler.
 if [ "${BENCH_SKIP_CORE:-0}" != 1 ]; then
@@ -196,6 +208,10 @@ if [ -s "$RAW/backup.txt" ]; then
         cat "$RAW/backup.txt"
         printf '```\n'
     } >>"$OUT/results.md"
+fi
+if [ -s "$OUT/pg.md" ]; then
+    printf '\n' >>"$OUT/results.md"
+    cat "$OUT/pg.md" >>"$OUT/results.md"
 fi
 cp "$OUT/results.md" "$ROOT/bench/RESULTS.md"
 cp "$OUT/results.svg" "$ROOT/bench/results.svg"

@@ -117,7 +117,27 @@ pub enum Command {
     /// Print a shell completion script
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
+    /// The PostgreSQL store: `db init` creates or upgrades pam-totp's tables (root)
+    #[command(subcommand, after_help = DB_EXAMPLES)]
+    Db(DbCommand),
 }
+
+/// `db` subcommands.
+#[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
+pub enum DbCommand {
+    /// Create or upgrade the pam-totp layout's tables in the configured database (idempotent)
+    Init,
+}
+
+const DB_EXAMPLES: &str = "\
+Examples:
+  sudo totp-enroll db init                 create the tables [store] conninfo points at
+  sudo totp-enroll db init --config /etc/security/pam_totp.toml --json
+
+Needs [store] backend = \"postgresql\" and layout = \"pam-totp\" (the default) in
+the settings. Running it again is harmless. With layout = \"django-otp\" it
+refuses: the Django site's migrations own those tables. The SQL it runs is
+shipped as pam-totp.sql for DBAs who prefer to run it themselves.";
 
 const ADD_EXAMPLES: &str = "\
 Examples:

@@ -60,7 +60,7 @@ impl Ctx {
         }
         let store = match &common.path {
             Some(path) => Store::file(spec_for_path(path, &user)?, &user.name),
-            None => Store::for_user(&settings.path, &user)?,
+            None => Store::open(&settings.store, &settings.path, &user)?,
         };
         Ok(Ctx {
             user,

@@ -75,6 +75,7 @@ fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Completions(a) => completions(a.shell),
         Command::Batch(a) => commands::batch(&cli.common, &a),
+        Command::Db(c) => commands::db(&cli.common, c),
         command => {
             let ctx = Ctx::new(&cli.common)?;
             match command {
@@ -88,7 +89,7 @@ fn run(cli: Cli) -> Result<()> {
                 Command::Reset(a) => commands::reset(&ctx, &a),
                 Command::ImportGoogleAuthenticator(a) => commands::import_google(&ctx, &a),
                 Command::BackupCodes(a) => commands::backup_codes(&ctx, &a),
-                Command::Batch(_) | Command::Completions(_) => Ok(()),
+                Command::Batch(_) | Command::Completions(_) | Command::Db(_) => Ok(()),
             }
         }
     }

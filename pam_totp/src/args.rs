@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use shared::config::StoreSettings;
 use shared::verify::Policy;
 use shared::{PathTemplate, Settings};
 
@@ -232,6 +233,9 @@ pub struct Resolved {
     pub echo: bool,
     /// `debug`.
     pub debug: bool,
+    /// The settings' `[store]`; `path=` names a device file, so it means
+    /// the file store.
+    pub store: StoreSettings,
 }
 
 impl Resolved {
@@ -252,7 +256,12 @@ impl Resolved {
         } else {
             PROMPT
         };
+        let store = match args.path {
+            Some(_) => StoreSettings::File,
+            None => settings.store,
+        };
         Resolved {
+            store,
             template: args.path.clone().unwrap_or(settings.path),
             policy,
             nullok: args.nullok,

@@ -142,6 +142,7 @@ impl fmt::Display for Error {
         match self {
             Error::Args(msg) => write!(f, "bad module argument: {msg}"),
             Error::Config(e) => write!(f, "bad configuration: {e}"),
+            Error::Unavailable(e @ shared::Error::Database(_)) => write!(f, "{e}"),
             Error::Unavailable(e) => write!(f, "cannot use the device file: {e}"),
             Error::Pam(what, rc) => write!(f, "{what} failed with PAM error {rc}"),
         }
@@ -180,7 +181,17 @@ pub fn pam_code(result: &Result<Outcome, Error>) -> c_int {
 pub fn run(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Error> {
     let result = authenticate(host, args);
     if let Err(e) = &result {
-        host.log(Level::Error, &e.to_string());
+        let mut line = e.to_string();
+        // A central store that fails: name the remote host too, so that
+        // the line says which login was turned away (and fail2ban-like
+        // tools can tell); control characters cannot forge a line.
+        if matches!(e, Error::Unavailable(shared::Error::Database(_))) {
+            if let (_, Some(rhost)) = host.origin() {
+                line.push_str(", rhost ");
+                line.push_str(&log_word(Some(&rhost)));
+            }
+        }
+        host.log(Level::Error, &line);
     }
     result
 }
@@ -216,7 +227,8 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
     let (target, digits) = match UserInfo::by_name(&name).map_err(Error::Unavailable)? {
         None => (Target::Unknown, DEFAULT_DIGITS),
         Some(user) => {
-            let store = Store::for_user(&cfg.template, &user).map_err(Error::Unavailable)?;
+            let store =
+                Store::open(&cfg.store, &cfg.template, &user).map_err(Error::Unavailable)?;
             if cfg.debug {
                 debug_config(host, &args, &store, &cfg.policy, &name);
             }

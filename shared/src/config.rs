@@ -166,6 +166,186 @@ pub struct Settings {
     pub path: PathTemplate,
     /// Parameters of new devices.
     pub enroll: Params,
+    /// `[store]`: where device state lives.
+    pub store: StoreSettings,
+}
+
+/// Longest accepted `deadline_ms`.
+pub const MAX_DEADLINE_MS: i64 = 60_000;
+/// Shortest accepted `deadline_ms`.
+pub const MIN_DEADLINE_MS: i64 = 100;
+/// `deadline_ms` when the settings do not say.
+pub const DEFAULT_DEADLINE_MS: u32 = 3000;
+
+/// `[store]` (DESIGN §5, §9): the device files, or a PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum StoreSettings {
+    /// `backend = "file"` (the default): device files under `path`.
+    #[default]
+    File,
+    /// `backend = "postgresql"`.
+    Postgresql(PgSettings),
+}
+
+/// The PostgreSQL store's settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgSettings {
+    /// The libpq connection string or URI, passed to libpq as it is.
+    pub conninfo: String,
+    /// Whose tables.
+    pub layout: Layout,
+    /// One whole attempt, connecting included, in milliseconds.
+    pub deadline_ms: u32,
+}
+
+impl std::fmt::Debug for PgSettings {
+    // The connection string may hold a password: never in a Debug line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("conninfo", &"..")
+            .field("layout", &self.layout)
+            .field("deadline_ms", &self.deadline_ms)
+            .finish()
+    }
+}
+
+/// The table layout of the PostgreSQL store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `layout = "pam-totp"`: our own tables (`totp-enroll db init`).
+    PamTotp,
+    /// `layout = "django-otp"`: a Django site's `otp_totp_totpdevice`,
+    /// joined to `user_table.username_column` (checked SQL identifiers,
+    /// `table` or `schema.table`).
+    DjangoOtp {
+        /// The user table, e.g. `auth_user`.
+        user_table: String,
+        /// Its login-name column, e.g. `username`.
+        username_column: String,
+    },
+}
+
+/// Whether `s` is a plain SQL identifier (letters, digits, `_`, not
+/// starting with a digit, at most 63 bytes), optionally `schema.`-qualified
+/// when `qualified`.
+pub fn is_identifier(s: &str, qualified: bool) -> bool {
+    let plain = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 63
+            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !p.as_bytes()[0].is_ascii_digit()
+    };
+    match s.split_once('.') {
+        Some((schema, table)) if qualified => plain(schema) && plain(table),
+        Some(_) => false,
+        None => plain(s),
+    }
+}
+
+fn parse_store(f: &mut Fields<'_, '_>) -> Result<StoreSettings> {
+    let backend = f.string("backend")?;
+    let postgresql = match backend {
+        None => false,
+        Some(("file", _)) => false,
+        Some(("postgresql", _)) => true,
+        Some((other, span)) => {
+            return Err(f.error_at(
+                "backend",
+                Some(span),
+                format!("unknown backend `{other}`; use \"file\" or \"postgresql\""),
+            ))
+        }
+    };
+    let conninfo = f.string("conninfo")?;
+    let layout = f.string("layout")?;
+    let user_table = f.string("user_table")?;
+    let username_column = f.string("username_column")?;
+    let deadline = f.int_incl("deadline_ms", MIN_DEADLINE_MS, MAX_DEADLINE_MS)?;
+    if !postgresql {
+        for (key, value) in [
+            ("conninfo", &conninfo),
+            ("layout", &layout),
+            ("user_table", &user_table),
+            ("username_column", &username_column),
+        ] {
+            if let Some((_, span)) = value {
+                return Err(f.error_at(
+                    key,
+                    Some(span.clone()),
+                    "only used with backend = \"postgresql\"",
+                ));
+            }
+        }
+        if deadline.is_some() {
+            return Err(f.error_at(
+                "deadline_ms",
+                None,
+                "only used with backend = \"postgresql\"",
+            ));
+        }
+        return Ok(StoreSettings::File);
+    }
+    let conninfo = match conninfo {
+        Some((c, span)) if c.contains('\0') => {
+            return Err(f.error_at("conninfo", Some(span), "must not contain a NUL character"))
+        }
+        Some((c, _)) => c.to_owned(),
+        None => return Err(f.missing("conninfo")),
+    };
+    let django = match layout {
+        None | Some(("pam-totp", _)) => false,
+        Some(("django-otp", _)) => true,
+        Some((other, span)) => {
+            return Err(f.error_at(
+                "layout",
+                Some(span),
+                format!("unknown layout `{other}`; use \"pam-totp\" or \"django-otp\""),
+            ))
+        }
+    };
+    let layout = if django {
+        let ident = |key: &str,
+                     value: Option<(&str, std::ops::Range<usize>)>,
+                     default: &str,
+                     qualified: bool| {
+            match value {
+                None => Ok(default.to_owned()),
+                Some((v, _)) if is_identifier(v, qualified) => Ok(v.to_owned()),
+                Some((_, span)) => Err(f.error_at(
+                    key,
+                    Some(span),
+                    if qualified {
+                        "must be a table name (letters, digits, _), optionally schema.table"
+                    } else {
+                        "must be a column name (letters, digits, _)"
+                    },
+                )),
+            }
+        };
+        Layout::DjangoOtp {
+            user_table: ident("user_table", user_table, "auth_user", true)?,
+            username_column: ident("username_column", username_column, "username", false)?,
+        }
+    } else {
+        for (key, value) in [
+            ("user_table", &user_table),
+            ("username_column", &username_column),
+        ] {
+            if let Some((_, span)) = value {
+                return Err(f.error_at(
+                    key,
+                    Some(span.clone()),
+                    "only used with layout = \"django-otp\"",
+                ));
+            }
+        }
+        Layout::PamTotp
+    };
+    Ok(StoreSettings::Postgresql(PgSettings {
+        conninfo,
+        layout,
+        deadline_ms: deadline.map_or(DEFAULT_DEADLINE_MS, |d| d as u32),
+    }))
 }
 
 impl Settings {
@@ -227,6 +407,11 @@ impl Settings {
             }
             e.finish()?;
         }
+        if let Some((table, span)) = f.table("store")? {
+            let mut st = Fields::new(&doc, table, span, "store");
+            s.store = parse_store(&mut st)?;
+            st.finish()?;
+        }
         f.finish()?;
         Ok(s)
     }
@@ -257,7 +442,7 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn alice() -> UserInfo {
@@ -334,6 +519,80 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "/etc/x.toml:2: key `enroll.step`: 0 is out of range; allowed: 1 to 3600"
+        );
+    }
+
+    #[test]
+    fn the_store_is_the_device_files_unless_the_settings_name_postgresql() {
+        let p = Path::new("/etc/x.toml");
+        assert_eq!(Settings::parse("", p).unwrap().store, StoreSettings::File);
+        let s = Settings::parse(
+            "[store]\nbackend = \"postgresql\"\nconninfo = \"host=pg1,pg2 target_session_attrs=read-write\"\n",
+            p,
+        )
+        .unwrap();
+        let StoreSettings::Postgresql(pg) = s.store else {
+            panic!("not postgresql")
+        };
+        assert_eq!(pg.layout, Layout::PamTotp);
+        assert_eq!(pg.deadline_ms, DEFAULT_DEADLINE_MS);
+        assert_eq!(pg.conninfo, "host=pg1,pg2 target_session_attrs=read-write");
+        assert!(
+            !format!("{pg:?}").contains("pg1"),
+            "Debug hides the conninfo"
+        );
+        let s = Settings::parse(
+            "[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\nlayout = \"django-otp\"\n\
+             user_table = \"public.auth_user\"\nusername_column = \"email\"\ndeadline_ms = 1500\n",
+            p,
+        )
+        .unwrap();
+        let StoreSettings::Postgresql(pg) = s.store else {
+            panic!("not postgresql")
+        };
+        assert_eq!(
+            pg.layout,
+            Layout::DjangoOtp {
+                user_table: "public.auth_user".into(),
+                username_column: "email".into()
+            }
+        );
+        assert_eq!(pg.deadline_ms, 1500);
+    }
+
+    #[test]
+    fn store_errors_name_the_file_the_line_and_the_key() {
+        let p = Path::new("/etc/x.toml");
+        let err = |text: &str| Settings::parse(text, p).unwrap_err().to_string();
+        assert_eq!(
+            err("[store]\nbackend = \"mysql\"\n"),
+            "/etc/x.toml:2: key `store.backend`: unknown backend `mysql`; use \"file\" or \"postgresql\""
+        );
+        assert_eq!(
+            err("[store]\nbackend = \"postgresql\"\n"),
+            "/etc/x.toml:1: key `store.conninfo`: missing; this key is required"
+        );
+        assert_eq!(
+            err("[store]\nconninfo = \"x\"\n"),
+            "/etc/x.toml:2: key `store.conninfo`: only used with backend = \"postgresql\""
+        );
+        assert_eq!(
+            err(
+                "[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\nuser_table = \"auth_user\"\n"
+            ),
+            "/etc/x.toml:4: key `store.user_table`: only used with layout = \"django-otp\""
+        );
+        assert_eq!(
+            err("[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\nlayout = \"django-otp\"\nuser_table = \"a; drop\"\n"),
+            "/etc/x.toml:5: key `store.user_table`: must be a table name (letters, digits, _), optionally schema.table"
+        );
+        assert_eq!(
+            err("[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\ndeadline_ms = 10\n"),
+            "/etc/x.toml:4: key `store.deadline_ms`: 10 is out of range; allowed: 100 to 60000"
+        );
+        assert_eq!(
+            err("[store]\nbackend = \"postgresql\"\nconninfo = \"x\"\nlayuot = \"pam-totp\"\n"),
+            "/etc/x.toml:4: key `store.layuot`: unknown key (misspelt, or from a newer version?)"
         );
     }
 }

@@ -62,6 +62,10 @@ pub enum Error {
     /// The rules refuse a change: no such device, a name taken, too many
     /// devices. The sentence says what to do instead.
     Refused(String),
+    /// The PostgreSQL store failed: no connection, the deadline passed, a
+    /// statement or the commit failed, or a row is not a valid device. The
+    /// sentence names the user and what failed.
+    Database(String),
 }
 
 impl Error {
@@ -138,6 +142,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot act as uid {uid} for file access: {reason}")
             }
             Error::Usage(msg) | Error::Refused(msg) => f.write_str(msg),
+            Error::Database(msg) => f.write_str(&Escaped(msg).to_string()),
             Error::UnknownUser(name) => write!(f, "unknown user `{name}`"),
             Error::Passwd(e) => write!(f, "cannot read the password database: {e}"),
         }

@@ -29,8 +29,12 @@ pub enum Confirmation {
 
 /// The error for a user without a device file.
 pub fn no_devices(store: &Store) -> Error {
+    let where_ = match store {
+        Store::File(_) => format!("{store} does not exist"),
+        Store::Postgres(_) => format!("none in {store}"),
+    };
     Error::Refused(format!(
-        "{} has no devices ({store} does not exist); add one with `totp-enroll add`",
+        "{} has no devices ({where_}); add one with `totp-enroll add`",
         store.user()
     ))
 }

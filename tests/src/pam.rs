@@ -436,6 +436,7 @@ pub struct Pamtester<'a> {
     env: Vec<(String, String)>,
     wrapper: Vec<String>,
     extra: Vec<String>,
+    items: Vec<String>,
 }
 
 impl<'a> Pamtester<'a> {
@@ -451,6 +452,7 @@ impl<'a> Pamtester<'a> {
             env: Vec::new(),
             wrapper: Vec::new(),
             extra: Vec::new(),
+            items: Vec::new(),
         }
     }
 
@@ -459,6 +461,12 @@ impl<'a> Pamtester<'a> {
     /// `wrapper… pamtester …`.
     pub fn wrapped(mut self, wrapper: &[&str]) -> Self {
         self.wrapper = wrapper.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// A PAM item set by pamtester before the operation (`-I rhost=HOST`).
+    pub fn item(mut self, item: &str) -> Self {
+        self.items.push(item.to_owned());
         self
     }
 
@@ -505,6 +513,9 @@ impl<'a> Pamtester<'a> {
             }
             None => Command::new("pamtester"),
         };
+        for item in &self.items {
+            cmd.args(["-I", item]);
+        }
         cmd.args([&self.service, &self.user, &self.operation])
             .args(&self.extra)
             .env("PAM_WRAPPER", "1")

@@ -148,7 +148,7 @@ fn batch_one(
 ) -> Result<String> {
     let info =
         UserInfo::by_name(user)?.ok_or_else(|| Error::Refused(format!("unknown user `{user}`")))?;
-    let store = Store::for_user(&settings.path, &info)?;
+    let store = Store::open(&settings.store, &settings.path, &info)?;
     let mut device = Device::new(
         name,
         random_key(params.algorithm.new_key_len())?,

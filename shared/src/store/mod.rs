@@ -13,6 +13,7 @@
 //!   same two and uses its own clock, so hosts with skewed clocks agree.
 
 mod file;
+mod pg;
 
 use std::fmt;
 use std::path::Path;
@@ -21,8 +22,9 @@ use std::time::Duration;
 pub use file::{
     ensure_dir, lock, padded_len, read, stored_text, Access, FileSpec, FileStore, Locked, LOCK_WAIT,
 };
+pub use pg::{PgStore, PAM_TOTP_SQL};
 
-use crate::config::PathTemplate;
+use crate::config::{PathTemplate, StoreSettings};
 use crate::device::DeviceFile;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -53,12 +55,27 @@ pub struct Snapshot {
 pub enum Store {
     /// A device file (per-user or central).
     File(FileStore),
+    /// Rows in a PostgreSQL database shared by many hosts.
+    Postgres(PgStore),
 }
 
 impl Store {
     /// The device file of `user` under `template`.
     pub fn for_user(template: &PathTemplate, user: &UserInfo) -> Result<Store> {
         FileSpec::for_user(template, user).map(|spec| Store::file(spec, &user.name))
+    }
+
+    /// The store `[store]` names for `user`: the device file under
+    /// `template`, or the PostgreSQL store.
+    pub fn open(
+        settings: &StoreSettings,
+        template: &PathTemplate,
+        user: &UserInfo,
+    ) -> Result<Store> {
+        match settings {
+            StoreSettings::File => Store::for_user(template, user),
+            StoreSettings::Postgresql(pg) => Ok(Store::Postgres(PgStore::new(pg, &user.name))),
+        }
     }
 
     /// The device file `spec`, whose header names `user`.
@@ -71,6 +88,7 @@ impl Store {
     pub fn with_wait(self, wait: Duration) -> Store {
         match self {
             Store::File(f) => Store::File(f.with_wait(wait)),
+            Store::Postgres(p) => Store::Postgres(p.with_deadline(wait)),
         }
     }
 
@@ -79,6 +97,7 @@ impl Store {
     pub fn at(self, now: Timestamp) -> Store {
         match self {
             Store::File(f) => Store::File(f.at(now)),
+            Store::Postgres(p) => Store::Postgres(p.at(now)),
         }
     }
 
@@ -86,6 +105,7 @@ impl Store {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Store::File(f) => Some(&f.spec().path),
+            Store::Postgres(_) => None,
         }
     }
 
@@ -93,6 +113,7 @@ impl Store {
     pub fn user(&self) -> &str {
         match self {
             Store::File(f) => f.user(),
+            Store::Postgres(p) => p.user(),
         }
     }
 
@@ -100,6 +121,7 @@ impl Store {
     pub fn read(&self) -> Result<Snapshot> {
         match self {
             Store::File(f) => f.read(),
+            Store::Postgres(p) => p.read(),
         }
     }
 
@@ -116,15 +138,23 @@ impl Store {
     {
         match self {
             Store::File(f) => f.update(change),
+            Store::Postgres(p) => p.update(change),
         }
     }
 
     /// [`Store::update`] whose change may also save intermediate states,
     /// under the same lock, through the `commit` function it is given: each
     /// is visible to every process at once, and durable before this
-    /// returns, whatever the change decides afterwards. The login uses it to store a failure before it compares the
-    /// code (issue 11, finding 1): whatever stops the transaction after
-    /// that, the attempt has been counted.
+    /// returns, whatever the change decides afterwards. The login uses it
+    /// to store a failure before it compares the code (issue 11, finding 1):
+    /// whatever stops the transaction after that, the attempt has been
+    /// counted.
+    ///
+    /// In the PostgreSQL store one attempt is one database transaction and
+    /// its COMMIT is the only point at which anything counts: a staged state
+    /// is kept in the transaction and written with it (the last one, when
+    /// the change keeps what it staged), so a session killed before COMMIT
+    /// changes nothing at all, right code or wrong.
     pub fn update_staged<T, E>(
         &self,
         change: impl FnOnce(
@@ -138,6 +168,20 @@ impl Store {
     {
         match self {
             Store::File(f) => f.update_staged(change),
+            Store::Postgres(p) => p.update(|file, now| {
+                let mut staged: Option<DeviceFile> = None;
+                let decided = {
+                    let mut commit = |next: &DeviceFile| {
+                        staged = Some(next.clone());
+                        Ok(())
+                    };
+                    change(file, now, &mut commit)?
+                };
+                Ok(match (decided, staged) {
+                    (Change::Keep(value), Some(state)) => Change::Save(state, value),
+                    (decided, _) => decided,
+                })
+            }),
         }
     }
 }
@@ -146,6 +190,7 @@ impl fmt::Display for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Store::File(s) => write!(f, "{}", s.spec().path.display()),
+            Store::Postgres(p) => write!(f, "{p}"),
         }
     }
 }
