@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use pam_totp_tests::kit::*; // the test kit: accounts, devices, root guard
+use std::os::unix::fs::PermissionsExt;
+
 use pam_totp_tests::pam::{
-    device, module, random_key_hex, wrong_code, DeviceDir, PamResult, Pamtester, Services,
-    FORWARD_PROMPT,
+    code_now, device, module, random_key_hex, wrong_code, DeviceDir, PamResult, Pamtester,
+    Services, FORWARD_PROMPT, PROMPT,
 };
 
 /// Finding R2: with `forward_pass` (the shipped `pam.d-sshd-forward-pass`)
@@ -63,4 +65,68 @@ fn finding_r2_with_forward_pass_a_stranger_learns_who_is_enrolled_from_the_throt
         "an enrolled user's login looks different to a stranger: {second}"
     );
     assert_eq!(second.result, unenrolled.result, "{second}");
+}
+
+/// Finding R3: an acceptance is cleared for a new pass on the same handle
+/// only if the line that made it runs again (or the application calls
+/// `pam_setcred`). When the accepting line is skipped in the next pass (a
+/// jump over it that depends on something else: a `[success=1
+/// default=ignore]` module before it, here `pam_exec` standing in for
+/// pam_access, pam_succeed_if, a fingerprint module...), the later line
+/// finds the old record, younger than 60 s, and succeeds without asking:
+/// the second `pam_authenticate` on the handle (a screen locker that does
+/// not call `pam_setcred`, or a retry after the first pass failed further
+/// down) is let in with no code at all.
+#[test]
+#[cfg_attr(not_root, ignore = "needs root")]
+fn finding_r3_a_second_pass_that_skips_the_accepting_line_is_let_in_without_a_code() {
+    require_root("finding_r3_a_second_pass_that_skips_the_accepting_line");
+    let services = Services::new().unwrap();
+    let devices = DeviceDir::new().unwrap();
+    let module = module().unwrap();
+    // Fails the first time it runs (the first line is used), succeeds
+    // afterwards (the first line is jumped over).
+    let flag = devices.dir().join("second-pass");
+    let script = devices.dir().join("skip-after-first.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -e {0} ]; then exit 0; fi\ntouch {0}\nexit 1\n",
+            flag.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let line = |args: &str| {
+        format!(
+            "auth required {} {} config={} {args}\n",
+            module.display(),
+            devices.path_arg(),
+            devices.settings().unwrap().display()
+        )
+    };
+    let stack = format!(
+        "auth [success=1 default=ignore] pam_exec.so quiet {}\n{}{}",
+        script.display(),
+        line("nullok"),
+        line("")
+    );
+    services.add("skip", &stack).unwrap();
+    let d = device("phone", &random_key_hex(20).unwrap()).unwrap();
+    devices.write("root", std::slice::from_ref(&d)).unwrap();
+    let wrong = wrong_code(&d);
+    let run = Pamtester::new(&services, "skip", "root")
+        .operation("authenticate")
+        .extra_operation("authenticate")
+        .answers(&[&code_now(&d), &wrong, &wrong])
+        .run()
+        .unwrap();
+    let successes = run.stdout.matches("successfully authenticated").count()
+        + run.stderr.matches("successfully authenticated").count();
+    assert_eq!(
+        successes,
+        1,
+        "the second pass succeeded without a code (prompts: {}): {run}",
+        run.prompts(PROMPT)
+    );
 }
