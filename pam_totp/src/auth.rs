@@ -235,6 +235,10 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
             let this = Acceptance::new(args_line(raw), &name, &store, Timestamp::now());
             match earlier(host.acceptance().as_deref(), &this) {
                 Earlier::Accepted => {
+                    // Used once: a later pass on the same handle that skips
+                    // the accepting line must not find it again (red-team
+                    // finding R3).
+                    host.set_acceptance("");
                     host.log(
                         Level::Info,
                         &format!(
@@ -560,7 +564,7 @@ fn throttled(host: &mut dyn Host, name: &str, until: Timestamp, now: Timestamp) 
 /// through the stack takes milliseconds (modules between the two lines
 /// may prompt); a new `pam_authenticate` on a kept handle (a screen
 /// locker) that skips the accepting line is asked again once this passed.
-pub const ACCEPTANCE_SECS: i64 = 60;
+pub const ACCEPTANCE_SECS: i64 = 10;
 
 /// What a `pam_totp.so` line keeps when it accepts a code: which line it
 /// was (its arguments), for whom, which device file, and when. A later

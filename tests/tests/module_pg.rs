@@ -16,11 +16,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pam_totp_tests::kit::require_root;
 use pam_totp_tests::pam::{
     code_now, device, module, pam_wrapper_lock, random_key_hex, wrong_code, PamResult, Pamtester,
     Services, PAM_WRAPPER,
 };
-use pam_totp_tests::kit::require_root;
 use shared::device::DeviceFile;
 use shared::store::Change;
 use shared::Error;

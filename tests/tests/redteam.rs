@@ -10,16 +10,18 @@ use pam_totp_tests::pam::{
     Services, FORWARD_PROMPT, PROMPT,
 };
 
-/// Finding R2: with `forward_pass` (the shipped `pam.d-sshd-forward-pass`)
-/// the code is checked before the password, so a stranger who knows no
-/// password throttles an enrolled user with one wrong answer (a known gap,
-/// docs/design.md §6). But then the stranger's next attempt is not even
+/// Finding R2: with the one-line `forward_pass` the code was checked before
+/// the password, so a stranger who knows no password throttled an enrolled
+/// user with one wrong answer (a known gap, docs/design.md §6). But then the stranger's next attempt is not even
 /// prompted: "Too many failed verification codes; try again in N seconds."
 /// and `PAM_MAXTRIES`, while a user without a device (or no such user) is
 /// prompted and refused as usual. Two attempts tell a stranger who is
 /// enrolled, the disclosure the module hides elsewhere (the replay notice
 /// is suppressed under `forward_pass` for this very reason). `pam_deny`
-/// stands in for `pam_unix` refusing the stranger's password.
+/// stands in for `pam_unix` refusing the stranger's password. The shipped
+/// stack is now `stash_code`, the password module, `use_stored_code`
+/// (issue 11, finding 2): this test runs it, twice more than enough to
+/// throttle, and also checks that nothing was counted.
 #[test]
 #[cfg_attr(not_root, ignore = "needs root")]
 fn finding_r2_with_forward_pass_a_stranger_learns_who_is_enrolled_from_the_throttle() {
@@ -31,10 +33,12 @@ fn finding_r2_with_forward_pass_a_stranger_learns_who_is_enrolled_from_the_throt
         .add(
             "fwd",
             &format!(
-                "auth requisite {} {} config={} forward_pass\nauth required pam_deny.so\n",
-                module.display(),
-                devices.path_arg(),
-                devices.settings().unwrap().display()
+                "auth requisite {m} {p} config={c} stash_code\n\
+                 auth requisite pam_deny.so\n\
+                 auth required {m} {p} config={c} use_stored_code\n",
+                m = module.display(),
+                p = devices.path_arg(),
+                c = devices.settings().unwrap().display()
             ),
         )
         .unwrap();
@@ -65,6 +69,11 @@ fn finding_r2_with_forward_pass_a_stranger_learns_who_is_enrolled_from_the_throt
         "an enrolled user's login looks different to a stranger: {second}"
     );
     assert_eq!(second.result, unenrolled.result, "{second}");
+    let state = devices.read("root").unwrap();
+    assert_eq!(
+        state.devices[0].throttling_failure_count, 0,
+        "a stranger's answers counted against the user"
+    );
 }
 
 /// Finding R3: an acceptance is cleared for a new pass on the same handle

@@ -332,38 +332,17 @@ pub fn read(spec: &FileSpec) -> Result<Option<DeviceFile>> {
     Ok(read_identified(spec)?.map(|(devices, _)| devices))
 }
 
-/// What identifies one version of a file's content: the inode and its
-/// size and change times. Any write, in place or by rename, changes the
-/// ctime, which nobody can set: the same identity means the same bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Version {
-    dev: u64,
-    ino: u64,
-    size: i64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
+/// The bytes of one read of a device file, wiped when dropped.
+type Bytes = Zeroizing<Vec<u8>>;
 
-impl Version {
-    fn of(st: &FileStat) -> Version {
-        Version {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            size: st.st_size,
-            mtime: (st.st_mtime, st.st_mtime_nsec),
-            ctime: (st.st_ctime, st.st_ctime_nsec),
-        }
-    }
-}
-
-/// `fstat` of a locked file: the size and version its content has while
-/// the lock is held.
+/// `fstat` of a locked file: the size its content has while the lock is
+/// held.
 fn stat_held(spec: &FileSpec, file: &Held) -> Result<FileStat> {
     nix::sys::stat::fstat(&**file).map_err(|e| Error::io(&spec.path, "stat", e.into()))
 }
 
-/// [`read`], with the version of the file that was read.
-fn read_identified(spec: &FileSpec) -> Result<Option<(DeviceFile, Version)>> {
+/// [`read`], with the bytes that were read.
+fn read_identified(spec: &FileSpec) -> Result<Option<(DeviceFile, Bytes)>> {
     let (dir_path, name) = spec.parts()?;
     let _act = spec.act()?;
     let Some(dir) = Dir::open(dir_path, spec.owner)? else {
@@ -377,7 +356,7 @@ fn read_identified(spec: &FileSpec) -> Result<Option<(DeviceFile, Version)>> {
     };
     let st = stat_held(spec, &file)?;
     let bytes = fsafe::read_exact_size(&spec.path, &mut file, &st)?;
-    Ok(Some((parse(spec, &bytes)?, Version::of(&st))))
+    Ok(Some((parse(spec, &bytes)?, bytes)))
 }
 
 /// Opens `name` in `dir`, checks it, and locks it with `how` (a
@@ -466,13 +445,13 @@ pub fn lock(spec: &FileSpec, wait: Duration) -> Result<Locked> {
 
 /// [`lock`], with `Ok(None)` when the directory does not exist (an error
 /// when the home it should be in is missing, see [`FileSpec::home`]); when
-/// the locked file is still exactly the version `known` was parsed from,
+/// the locked file still holds exactly the bytes `known` was parsed from,
 /// its devices are taken from there instead of reading and parsing the file
 /// a second time.
 fn lock_reusing(
     spec: &FileSpec,
     wait: Duration,
-    known: Option<(DeviceFile, Version)>,
+    known: Option<(DeviceFile, Bytes)>,
 ) -> Result<Option<Locked>> {
     let (dir_path, name) = spec.parts()?;
     let act = spec.act()?;
@@ -484,15 +463,16 @@ fn lock_reusing(
     let mut locked = open_locked(spec, &dir, &name, FlockArg::LockExclusiveNonblock, deadline)?;
     let devices = match locked.as_mut() {
         Some(l) => {
-            // Under the lock, the held inode's own times say whether it is
-            // still what `known` was parsed from.
+            // Always read again under the lock, and parse again unless the
+            // bytes are exactly those `known` was parsed from. (Comparing
+            // inode, size and times instead is not enough: a file system
+            // that keeps coarse times lets two saves in one tick look the
+            // same, and a code be accepted twice: red-team finding R1.)
             let st = stat_held(spec, l)?;
+            let bytes = fsafe::read_exact_size(&spec.path, l, &st)?;
             match known {
-                Some((devices, version)) if version == Version::of(&st) => Some(devices),
-                _ => {
-                    let bytes = fsafe::read_exact_size(&spec.path, l, &st)?;
-                    Some(parse(spec, &bytes)?)
-                }
+                Some((devices, before)) if *before == *bytes => Some(devices),
+                _ => Some(parse(spec, &bytes)?),
             }
         }
         None => None,
@@ -901,10 +881,11 @@ pub struct FileStore {
     /// A fixed clock, for replaying a scenario at chosen instants; `None`:
     /// the system clock.
     clock: Option<Timestamp>,
-    /// The last unlocked read, reused by the next transaction when the file
-    /// has not changed since (a login reads before the prompt and again
-    /// under the lock; the second read and parse are then waste).
-    last_read: RefCell<Option<(DeviceFile, Version)>>,
+    /// The last unlocked read: the next transaction reads the file again
+    /// under the lock and reuses this parse when the bytes are the same (a
+    /// login reads before the prompt and again under the lock; parsing the
+    /// same bytes twice is waste).
+    last_read: RefCell<Option<(DeviceFile, Bytes)>>,
 }
 
 impl FileStore {
