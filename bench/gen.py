@@ -12,7 +12,7 @@ stores grow).
 DIR/ gets (all root-owned, secrets 0600, directories 0700):
   passwd, group      for nss_wrapper: root plus bench00000.. (no /etc change)
   users.tsv          name<TAB>hex key, read by pamloop to compute codes
-  totp/NAME.toml     pam_totp device files, central mode (DESIGN section 3)
+  totp/NAME.toml     pam_totp device files, central mode (docs/design.md section 3)
   ga/NAME            google-authenticator secret files, the setup that
                      `google-authenticator -t -d -f -r 3 -R 30 -w 3` writes
                      (TOTP, DISALLOW_REUSE, RATE_LIMIT 3 30, 5 scratch codes)

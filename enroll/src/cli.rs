@@ -1,4 +1,4 @@
-//! The command line: every command and flag of DESIGN §7, with help text and
+//! The command line: every command and flag of docs/design.md §7, with help text and
 //! examples. Parsing only; `commands` does the work.
 
 use std::path::PathBuf;

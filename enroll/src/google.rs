@@ -7,7 +7,7 @@ use shared::secret::Secret;
 
 /// What google-authenticator's WINDOW_SIZE is when the file does not say.
 pub const DEFAULT_WINDOW: u32 = 3;
-/// pam-totp's largest tolerance (DESIGN §3).
+/// pam-totp's largest tolerance (docs/design.md §3).
 pub const MAX_TOLERANCE: u32 = 10;
 
 /// Whether an option name may be quoted back: short, `[A-Za-z0-9_.-]`,

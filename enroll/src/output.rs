@@ -1,4 +1,4 @@
-//! What totp-enroll prints: JSON records (DESIGN §7 fields, in that order)
+//! What totp-enroll prints: JSON records (docs/design.md §7 fields, in that order)
 //! and the human text around them.
 
 use std::io::{self, IsTerminal, Write};

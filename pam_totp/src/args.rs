@@ -1,4 +1,4 @@
-//! The module arguments of a PAM service line (DESIGN §6).
+//! The module arguments of a PAM service line (docs/design.md §6).
 //!
 //! Every argument is checked: an unknown, repeated or malformed one is an
 //! error that the caller logs and turns into `PAM_SERVICE_ERR` (fail closed:

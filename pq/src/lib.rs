@@ -5,7 +5,7 @@
 //! so PgBouncer's transaction pooling works) while waiting with `poll(2)` on
 //! `PQsocket`, against one client-side deadline that covers everything,
 //! connecting included. A stalled server (stopped postmaster, stopped
-//! backend) cannot hold a login past it: FLEET.md measured a blocking
+//! backend) cannot hold a login past it: the project measured a blocking
 //! `PQexec` waiting more than 8 s with every server-side timeout set.
 //!
 //! What it does not: start a thread, keep global state, print anything

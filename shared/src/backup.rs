@@ -55,7 +55,7 @@ pub struct HashParams {
     pub p: u32,
 }
 
-/// What a new set uses (DESIGN.md's example): about 0.6 ms per hash on
+/// What a new set uses (the example in docs/design.md §3): about 0.6 ms per hash on
 /// this project's machines (`make bench`). Short on purpose: the codes
 /// carry 50 random bits and are throttled, so the hash guards a stolen
 /// file, and a short hash is rarely caught by the scheduler mid-way, which

@@ -1,5 +1,5 @@
-//! Settings (`/etc/security/pam_totp.toml`, DESIGN §5) and path templates
-//! (DESIGN §2).
+//! Settings (`/etc/security/pam_totp.toml`, docs/design.md §5) and path templates
+//! (docs/design.md §2).
 
 use std::path::{Path, PathBuf};
 
@@ -153,7 +153,7 @@ impl Default for PathTemplate {
 /// own cap on one delay, 100 years.
 pub const MAX_THROTTLE_MAX: i64 = crate::verify::MAX_THROTTLE_DELAY_SECS;
 
-/// The settings of DESIGN §5. `Default` is what a missing file means.
+/// The settings of docs/design.md §5. `Default` is what a missing file means.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Settings {
     /// `sync`, `throttle_factor` and `static_throttle_factor`.
@@ -177,7 +177,7 @@ pub const MIN_DEADLINE_MS: i64 = 100;
 /// `deadline_ms` when the settings do not say.
 pub const DEFAULT_DEADLINE_MS: u32 = 3000;
 
-/// `[store]` (DESIGN §5, §9): the device files, or a PostgreSQL database.
+/// `[store]` (docs/design.md §5, §9): the device files, or a PostgreSQL database.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum StoreSettings {
     /// `backend = "file"` (the default): device files under `path`.

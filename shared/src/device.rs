@@ -1,4 +1,4 @@
-//! The device model and the device file (DESIGN §3): parsing with errors that
+//! The device model and the device file (docs/design.md §3): parsing with errors that
 //! name file, line and key, validation, and the canonical writer.
 
 use std::path::Path;
@@ -88,7 +88,7 @@ impl Default for Params {
 }
 
 impl Params {
-    /// Checks the ranges of DESIGN §3; the error names the flag or key.
+    /// Checks the ranges of docs/design.md §3; the error names the flag or key.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !limits::is_digits(i64::from(self.digits)) {
             return Err(format!("digits must be 6 or 8, not {}", self.digits));

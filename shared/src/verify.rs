@@ -1,4 +1,4 @@
-//! django-otp's `TOTPDevice` verification, made exact (DESIGN §4).
+//! django-otp's `TOTPDevice` verification, made exact (docs/design.md §4).
 //!
 //! Everything here is a pure function of `(device, input, now, policy)`:
 //! no clock, no I/O. [`verify`] gives the verdict and the device's new state;
@@ -167,7 +167,7 @@ pub fn check(device: &Device, input: &str, now: Timestamp, policy: &Policy) -> V
     })
 }
 
-/// The device's state after `verdict` at `now` (DESIGN §4, steps 4 and 5).
+/// The device's state after `verdict` at `now` (docs/design.md §4, steps 4 and 5).
 pub fn apply(device: &Device, verdict: &Verdict, now: Timestamp, policy: &Policy) -> Device {
     let mut next = device.clone();
     match *verdict {
@@ -270,7 +270,7 @@ pub enum Login {
     NoDevice,
 }
 
-/// The several-devices rule (DESIGN §4): the code is tried against every
+/// The several-devices rule (docs/design.md §4): the code is tried against every
 /// confirmed, non-throttled device in file order; the first that accepts is
 /// updated and no other records a failure; if none accepts, every tried
 /// device records a failure. Throttled devices are untouched. Devices with
@@ -327,7 +327,7 @@ pub fn verify_login(
         }
         verdicts.push((index, verdict));
     }
-    // After every TOTP device: the backup-code set (DESIGN §4).
+    // After every TOTP device: the backup-code set (docs/design.md §4).
     let backup_verdict = match try_backup(file, input, now, policy) {
         Ok(accepted) => return accepted,
         Err(verdict) => verdict,

@@ -9,7 +9,7 @@
 //! held) becomes our code for it (the token with `00` appended), typed in
 //! our display form; a token django-otp does not hold because its exact
 //! comparison refuses it (`EFGH6789`, ` efgh6789`) becomes a code our set
-//! does not hold either. That is the deliberate difference of DESIGN §3:
+//! does not hold either. That is the deliberate difference of docs/design.md §3:
 //! our input is forgiving; the states (result, failure count, failure
 //! time, last use, remaining codes) must be django-otp's exactly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -156,7 +156,7 @@ fn every_django_static_scenario_is_reproduced_event_by_event_through_the_store()
     assert_eq!(events_seen, 6);
 }
 
-/// The forgiving input of DESIGN §3, where django-otp's exact comparison
+/// The forgiving input of docs/design.md §3, where django-otp's exact comparison
 /// (the scenario's `EFGH6789` and ` efgh6789`) would refuse.
 #[test]
 fn a_code_is_accepted_in_any_case_with_spaces_dashes_and_look_alikes() {
@@ -270,7 +270,7 @@ fn a_backup_shaped_attempt_computes_exactly_one_hash_whatever_the_set_size() {
 
 /// django-otp's `match_token` walks the TOTP device first, then the static
 /// device; we record no failure on the devices tried before the one that
-/// matched (DESIGN §4's one deliberate difference).
+/// matched (docs/design.md §4's one deliberate difference).
 #[test]
 fn the_set_is_tried_after_the_totp_devices_and_only_the_matching_one_changes() {
     let (file, codes) = mixed();

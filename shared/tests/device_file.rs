@@ -1,4 +1,4 @@
-//! Bad device files (DESIGN §3): every kind of bad content is refused with
+//! Bad device files (docs/design.md §3): every kind of bad content is refused with
 //! one line that names the file, the line and the key, and says what is
 //! allowed. Exact strings, because these sentences are what an administrator
 //! reads in syslog and in `totp-enroll`'s output.

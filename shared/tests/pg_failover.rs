@@ -1,4 +1,4 @@
-//! Failover (DESIGN §9, FLEET.md): a primary and a standby made with
+//! Failover (docs/design.md §9): a primary and a standby made with
 //! pg_basebackup, the store reaching them through one multi-host conninfo
 //! (`host=A,B port=a,b target_session_attrs=read-write`).
 //!

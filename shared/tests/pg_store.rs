@@ -1,4 +1,4 @@
-//! The PostgreSQL store (DESIGN §9) against a real PostgreSQL 15 started by
+//! The PostgreSQL store (docs/design.md §9) against a real PostgreSQL 15 started by
 //! the tests (tests/pg/mod.rs): django-otp's vectors at the database's
 //! clock, the race over two connection paths with its negative control,
 //! state shared across paths, totp-enroll's changes, and the fault matrix.

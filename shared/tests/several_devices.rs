@@ -1,4 +1,4 @@
-//! The several-devices rule of DESIGN §4, device by device.
+//! The several-devices rule of docs/design.md §4, device by device.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use pam_totp_tests::kit;

@@ -1,5 +1,5 @@
 //! The device-file store under load, under attack and under SIGKILL (issue 2;
-//! DESIGN §6 "File safety" and "Concurrency and durability").
+//! docs/design.md §6 "File safety" and "Concurrency and durability").
 //!
 //! Child processes are this very test binary run again with
 //! `PAM_TOTP_STORE_TEST_CHILD=<role>` in the environment: the test

@@ -490,7 +490,7 @@ impl Drop for Sshd {
 // ---------------------------------------------------------------------------
 
 /// The module's prompts: "Verification code: " and, with `forward_pass`,
-/// "Password & verification code: " (DESIGN §6); sshd shows them after
+/// "Password & verification code: " (docs/design.md §6); sshd shows them after
 /// "(user@host) ".
 pub const PROMPT_RE: &str = r"(?:[Pp]assword|[Vv]erification code): ";
 

@@ -1,5 +1,5 @@
 //! `pam_totp.so` through real libpam (pam_wrapper + pamtester / pypamtest):
-//! every row of the return-code table of DESIGN §6, every module argument,
+//! every row of the return-code table of docs/design.md §6, every module argument,
 //! the first-pass and forward-pass modes, the hooks other than
 //! authentication, logging, the exported symbols and the panic guard.
 //!
@@ -80,7 +80,7 @@ impl Fixture {
 }
 
 // ---------------------------------------------------------------------------
-// DESIGN §6: the return-code table, row by row
+// docs/design.md §6: the return-code table, row by row
 // ---------------------------------------------------------------------------
 
 #[test]

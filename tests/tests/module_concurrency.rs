@@ -1,4 +1,4 @@
-//! DESIGN §6 "Concurrency and durability": N simultaneous logins with the
+//! docs/design.md §6 "Concurrency and durability": N simultaneous logins with the
 //! same valid code, exactly one succeeds. Real pamtester processes, started
 //! together against a service file in `/etc/pam.d` (no pam_wrapper, which
 //! cannot run in parallel), racing for one device file.

@@ -1,6 +1,5 @@
-//! Every verify scenario of `shared/tests/data/django-otp.json` (a copy of
-//! `../shared/vectors/django-otp.json`, recorded
-//! from the real django-otp 1.7.5 with a fixed clock) replayed **through the
+//! Every verify scenario of `shared/tests/data/django-otp.json` (the
+//! project's copy of the vectors recorded from the real django-otp 1.7.5 with a fixed clock) replayed **through the
 //! built module**: a real pamtester login under pam_wrapper for each event,
 //! at the event's instant (libfaketime, the clock frozen there, fractions
 //! of a second included), then the device file read back with `shared` and

@@ -137,7 +137,7 @@ fn sudo_with_a_replayed_code_is_refused() {
 
 /// Whether this sudo knows `Defaults !pam_silent` (sudo 1.9.16 and later).
 /// Older ones always call pam_authenticate with PAM_SILENT, and pam_totp
-/// then keeps its messages to itself (DESIGN §6), like pam_faillock.
+/// then keeps its messages to itself (docs/design.md §6), like pam_faillock.
 fn sudo_has_pam_silent_option() -> bool {
     let probe = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(probe.path(), "Defaults !pam_silent\n").unwrap();

@@ -1,4 +1,4 @@
-//! The PostgreSQL store (DESIGN §9): many hosts, one truth.
+//! The PostgreSQL store (docs/design.md §9): many hosts, one truth.
 //!
 //! One attempt is one transaction on one connection, made for it and
 //! closed after it (sshd runs each login in a fresh child; nothing can

@@ -404,7 +404,7 @@ impl Cluster {
     }
 
     /// A local PgBouncer in front of the server (transaction pooling, the
-    /// fail-fast settings of FLEET.md), started on first use; its conninfo.
+    /// fail-fast settings of docs/design.md §9), started on first use; its conninfo.
     pub fn bouncer(&mut self) -> String {
         if self.bouncer.is_none() {
             let port = free_port();
