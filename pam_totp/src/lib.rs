@@ -16,10 +16,13 @@
 // compiler holds the rest to that.
 #![deny(unsafe_code)]
 
+mod acceptance;
 pub mod args;
 pub mod auth;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod host;
+pub mod outcome;
 #[allow(unsafe_code)]
 mod sys;
 
