@@ -12,7 +12,8 @@ stores grow).
 DIR/ gets (all root-owned, secrets 0600, directories 0700):
   passwd, group      for nss_wrapper: root plus bench00000.. (no /etc change)
   users.tsv          name<TAB>hex key, read by pamloop to compute codes
-  totp/NAME.toml     pam_totp device files, central mode (docs/design.md section 3)
+  totp/NAME.toml     pam_totp device files, central mode (docs/design.md section 3),
+                     each with its spare .NAME.toml.spare
   ga/NAME            google-authenticator secret files, the setup that
                      `google-authenticator -t -d -f -r 3 -R 30 -w 3` writes
                      (TOTP, DISALLOW_REUSE, RATE_LIMIT 3 30, 5 scratch codes)
@@ -88,6 +89,10 @@ def main():
         for base in ("", "pristine"):
             write(os.path.join(root, base, "totp", f"{name}.toml"), toml)
             write(os.path.join(root, base, "ga", name), ga)
+        # The spare every device file has from its first save on (written
+        # in place and swapped in by each login; docs/design.md §10), as
+        # totp-enroll leaves it: a login never creates one.
+        write(os.path.join(root, "totp", f".{name}.toml.spare"), toml)
     write(os.path.join(root, "passwd"), "\n".join(passwd) + "\n", 0o644)
     write(os.path.join(root, "group"), "root:x:0:\nbench:x:20000:\n", 0o644)
     write(os.path.join(root, "users.tsv"), "\n".join(tsv) + "\n", 0o644)
