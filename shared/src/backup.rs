@@ -516,21 +516,14 @@ impl BackupCodes {
         }
         let end = if self.codes.is_empty() { "" } else { ",\n" };
         let _ = writeln!(s, "{end}]");
-        let _ = writeln!(s, "confirmed = {}", self.confirmed);
-        if let Some(t) = self.created_at {
-            let _ = writeln!(s, "created_at = {t}");
-        }
-        if let Some(t) = self.last_used_at {
-            let _ = writeln!(s, "last_used_at = {t}");
-        }
-        let _ = writeln!(
+        crate::device::write_state(
             s,
-            "throttling_failure_count = {}",
-            self.throttling_failure_count
+            self.confirmed,
+            self.created_at,
+            self.last_used_at,
+            self.throttling_failure_count,
+            self.throttling_failure_timestamp,
         );
-        if let Some(t) = self.throttling_failure_timestamp {
-            let _ = writeln!(s, "throttling_failure_timestamp = {t}");
-        }
     }
 }
 

@@ -335,21 +335,14 @@ impl DeviceFile {
             let _ = writeln!(s, "tolerance = {}", d.tolerance);
             let _ = writeln!(s, "drift = {}", d.drift);
             let _ = writeln!(s, "last_t = {}", d.last_t);
-            let _ = writeln!(s, "confirmed = {}", d.confirmed);
-            if let Some(t) = d.created_at {
-                let _ = writeln!(s, "created_at = {t}");
-            }
-            if let Some(t) = d.last_used_at {
-                let _ = writeln!(s, "last_used_at = {t}");
-            }
-            let _ = writeln!(
+            write_state(
                 s,
-                "throttling_failure_count = {}",
-                d.throttling_failure_count
+                d.confirmed,
+                d.created_at,
+                d.last_used_at,
+                d.throttling_failure_count,
+                d.throttling_failure_timestamp,
             );
-            if let Some(t) = d.throttling_failure_timestamp {
-                let _ = writeln!(s, "throttling_failure_timestamp = {t}");
-            }
         }
         if let Some(set) = &self.backup {
             set.write_toml(s);
@@ -391,6 +384,29 @@ impl DeviceFile {
     /// `StaticDevice`: using up the codes never turns 2FA off).
     pub fn confirmed_backup(&self) -> Option<&BackupCodes> {
         self.backup.as_ref().filter(|b| b.confirmed)
+    }
+}
+
+/// The state keys a device and a backup-code set share (django-otp's
+/// `Device` and `ThrottlingMixin` fields), in the file's order.
+pub(crate) fn write_state(
+    s: &mut impl std::fmt::Write,
+    confirmed: bool,
+    created_at: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
+    failures: u32,
+    failure_at: Option<Timestamp>,
+) {
+    let _ = writeln!(s, "confirmed = {confirmed}");
+    if let Some(t) = created_at {
+        let _ = writeln!(s, "created_at = {t}");
+    }
+    if let Some(t) = last_used_at {
+        let _ = writeln!(s, "last_used_at = {t}");
+    }
+    let _ = writeln!(s, "throttling_failure_count = {failures}");
+    if let Some(t) = failure_at {
+        let _ = writeln!(s, "throttling_failure_timestamp = {t}");
     }
 }
 
