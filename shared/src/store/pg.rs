@@ -74,11 +74,12 @@ struct Sql {
     insert: String,
     /// `$1` = array of ids.
     delete: String,
-    /// `$1..$15` as `update`, `$16` = user name, `$17..$25` the backup
-    /// set: its rows and the devices' in one statement (one round trip).
-    /// `None`: the layout has no backup set.
-    write_backup: Option<String>,
-    /// `$1` = user name: the backup set's row removed.
+    /// `$1..$15` as `update`, `$16` = user name, `$17..` the backup set:
+    /// its rows and the devices' in one statement (one round trip); the
+    /// counts of devices, sets and deleted tokens written.
+    write_backup: String,
+    /// `$1` = user name: the backup set's row removed (`None`: the Django
+    /// site owns its static devices).
     delete_backup: Option<String>,
     /// The table, for messages.
     table: &'static str,
@@ -136,30 +137,52 @@ impl Sql {
         // The backup set's row: its id (0: keyed by name), format, confirmed,
         // salt, params in the device columns 0 to 4, its state in 11 to 14,
         // the codes (hex hashes, comma-separated, in order) in the last.
-        let backup = match layout {
-            Layout::PamTotp => Some(format!(
-                "SELECT 0, b.format::text, b.confirmed, encode(b.salt, 'hex'), \
-                 b.params::text, NULL::smallint, NULL::smallint, NULL::bigint, \
-                 NULL::smallint, NULL::smallint, NULL::bigint, {}, {}, \
+        let typed_nulls = "NULL::smallint, NULL::smallint, NULL::bigint, NULL::smallint, \
+             NULL::smallint, NULL::bigint";
+        let (backup, backup_lock) = match layout {
+            Layout::PamTotp => (
+                format!(
+                    "SELECT 0, b.format::text, b.confirmed, encode(b.salt, 'hex'), \
+                 b.params::text, {typed_nulls}, {}, {}, \
                  b.throttling_failure_count, {}, NULL::bigint, \
                  coalesce((SELECT string_agg(encode(c.h, 'hex'), ',' ORDER BY c.n) \
                  FROM unnest(b.codes) WITH ORDINALITY AS c(h, n)), '') \
                  FROM pam_totp_backup b WHERE b.username = $1 AND b.hash = 'argon2id'",
-                micros("b.created_at"),
-                micros("b.last_used_at"),
-                micros("b.throttling_failure_timestamp"),
-            )),
-            Layout::DjangoOtp { .. } => None,
+                    micros("b.created_at"),
+                    micros("b.last_used_at"),
+                    micros("b.throttling_failure_timestamp"),
+                ),
+                " FOR UPDATE OF b",
+            ),
+            // The first confirmed StaticDevice (by id); its tokens (in
+            // clear, as Django keeps them) as `id:hex of the token`.
+            Layout::DjangoOtp {
+                user_table,
+                username_column,
+            } => (
+                format!(
+                    "SELECT s.id::bigint, 'plain'::text, s.confirmed, ''::text, ''::text, \
+                 {typed_nulls}, {}, {}, s.throttling_failure_count, {}, NULL::bigint, \
+                 coalesce((SELECT string_agg(t.id::text || ':' || \
+                 encode(convert_to(t.token, 'UTF8'), 'hex'), ',' ORDER BY t.id) \
+                 FROM otp_static_statictoken t WHERE t.device_id = s.id), '') \
+                 FROM otp_static_staticdevice s JOIN {} u ON u.id = s.user_id \
+                 WHERE u.{} = $1 AND s.confirmed ORDER BY s.id LIMIT 1",
+                    micros("s.created_at"),
+                    micros("s.last_used_at"),
+                    micros("s.throttling_failure_timestamp"),
+                    quote_ident(user_table),
+                    quote_ident(username_column),
+                ),
+                " FOR UPDATE OF s",
+            ),
         };
         // The order of the locks is fixed: device rows (by id), then the
         // backup set's row. The clock row comes last: Append runs its
         // branches in order (a FOR UPDATE query is never parallel), so the
         // clock is read once every lock is held.
         let select = |lock: &str, backup_lock: &str| {
-            let backup = backup
-                .as_ref()
-                .map(|b| format!(" UNION ALL SELECT * FROM ({b}{backup_lock}) AS backup"))
-                .unwrap_or_default();
+            let backup = format!(" UNION ALL SELECT * FROM ({backup}{backup_lock}) AS backup");
             format!(
                 "SELECT * FROM (SELECT {cols}, NULL::bigint, NULL::text FROM {from} \
                  WHERE {who} = $1 ORDER BY d.id{lock}) AS devices{backup} \
@@ -218,7 +241,7 @@ impl Sql {
         };
         let (write_backup, delete_backup) = match layout {
             Layout::PamTotp => (
-                Some(format!(
+                format!(
                     "WITH dev AS ({update} RETURNING 1), bk AS (INSERT INTO pam_totp_backup \
                      (username, hash, params, salt, format, codes, confirmed, created_at, \
                      last_used_at, throttling_failure_count, throttling_failure_timestamp) \
@@ -233,18 +256,40 @@ impl Sql {
                      throttling_failure_count = EXCLUDED.throttling_failure_count, \
                      throttling_failure_timestamp = EXCLUDED.throttling_failure_timestamp \
                      RETURNING 1) \
-                     SELECT (SELECT count(*) FROM dev), (SELECT count(*) FROM bk)",
+                     SELECT (SELECT count(*) FROM dev), (SELECT count(*) FROM bk), 0",
                     ts("$22::bigint"),
                     ts("$23::bigint"),
                     ts("$25::bigint"),
-                )),
+                ),
                 Some("DELETE FROM pam_totp_backup WHERE username = $1".to_owned()),
             ),
-            Layout::DjangoOtp { .. } => (None, None),
+            // `$17` the StaticDevice's id, `$18` the ids of the used tokens
+            // (deleted, as django-otp does), `$19..$22` its state.
+            Layout::DjangoOtp {
+                user_table,
+                username_column,
+            } => (
+                format!(
+                    "WITH dev AS ({update} RETURNING 1), \
+                     tok AS (DELETE FROM otp_static_statictoken \
+                     WHERE device_id = $17::bigint AND id = ANY($18::bigint[]) RETURNING 1), \
+                     st AS (UPDATE otp_static_staticdevice AS s SET confirmed = $19::boolean, \
+                     last_used_at = {}, throttling_failure_count = $21::integer, \
+                     throttling_failure_timestamp = {} FROM {} u \
+                     WHERE s.id = $17::bigint AND u.id = s.user_id AND u.{} = $16 RETURNING 1) \
+                     SELECT (SELECT count(*) FROM dev), (SELECT count(*) FROM st), \
+                     (SELECT count(*) FROM tok)",
+                    ts("$20::bigint"),
+                    ts("$22::bigint"),
+                    quote_ident(user_table),
+                    quote_ident(username_column),
+                ),
+                None,
+            ),
         };
         Sql {
             read: select("", ""),
-            lock: select(" FOR UPDATE OF d", " FOR UPDATE OF b"),
+            lock: select(" FOR UPDATE OF d", backup_lock),
             update,
             insert,
             delete: format!("DELETE FROM {table} WHERE id = ANY($1::bigint[])"),
@@ -270,6 +315,15 @@ pub struct PgStore {
 
 /// One row as read: its id and the device.
 type Row = (i64, Device);
+
+/// The backup set as read: its row id (django-otp: the StaticDevice's;
+/// pam-totp: 0), the set, and (django-otp) each code's token id.
+#[derive(Clone, Debug)]
+struct BackupRow {
+    id: i64,
+    set: BackupCodes,
+    tokens: Vec<i64>,
+}
 
 impl PgStore {
     /// The store of `user` with these settings.
@@ -348,7 +402,10 @@ impl PgStore {
         let (rows, backup, now) = s.devices(&self.sql.read)?;
         s.commit()?;
         Ok(Snapshot {
-            devices: to_file(rows.into_iter().map(|(_, d)| d).collect(), backup),
+            devices: to_file(
+                rows.into_iter().map(|(_, d)| d).collect(),
+                backup.map(|b| b.set),
+            ),
             now: self.clock.unwrap_or(now),
         })
     }
@@ -367,7 +424,7 @@ impl PgStore {
         let (rows, backup, now) = s.devices(&self.sql.lock)?;
         let current = to_file(
             rows.iter().map(|(_, d)| d.clone()).collect(),
-            backup.clone(),
+            backup.as_ref().map(|b| b.set.clone()),
         );
         let now = self.clock.unwrap_or(now);
         // An error from the change: roll back (best effort; closing the
@@ -484,7 +541,7 @@ impl Session<'_> {
     }
 
     /// The device rows in id order, the backup set and the database's clock.
-    fn devices(&mut self, sql: &str) -> Result<(Vec<Row>, Option<BackupCodes>, Timestamp)> {
+    fn devices(&mut self, sql: &str) -> Result<(Vec<Row>, Option<BackupRow>, Timestamp)> {
         self.count();
         let user = self.store.user.as_str();
         let rows = self
@@ -526,7 +583,7 @@ impl Session<'_> {
     }
 
     /// The backup set's row → a set, checked with the device file's rules.
-    fn backup_row(&self, rows: &pq::Rows, r: usize, codes: &str) -> Result<BackupCodes> {
+    fn backup_row(&self, rows: &pq::Rows, r: usize, codes: &str) -> Result<BackupRow> {
         let bad = |key: &str, problem: &str| {
             Error::Database(format!(
                 "PostgreSQL store, user {}: backup codes: column `{key}`: {problem}",
@@ -543,22 +600,55 @@ impl Session<'_> {
                 })
                 .transpose()
         };
-        let format: CodeFormat = text(1, "format")?
+        let id: i64 = text(0, "id")?
             .parse()
-            .map_err(|p: String| bad("format", &p))?;
+            .map_err(|_| bad("id", "not an integer"))?;
+        let django = matches!(self.store.settings.layout, Layout::DjangoOtp { .. });
+        let format: CodeFormat = if django {
+            CodeFormat::Plain
+        } else {
+            text(1, "format")?
+                .parse()
+                .map_err(|p: String| bad("format", &p))?
+        };
         let confirmed = match text(2, "confirmed")? {
             "t" => true,
             "f" => false,
             _ => return Err(bad("confirmed", "not a boolean")),
         };
-        let salt = backup::from_hex(text(3, "salt")?)
-            .filter(|s| (8..=64).contains(&s.len()))
-            .ok_or_else(|| bad("salt", "must be 8 to 64 bytes"))?;
-        let params: HashParams = text(4, "params")?
-            .parse()
-            .map_err(|p: String| bad("params", &p))?;
+        let (salt, params) = if django {
+            (Vec::new(), backup::DEFAULT_PARAMS)
+        } else {
+            let salt = backup::from_hex(text(3, "salt")?)
+                .filter(|s| (8..=64).contains(&s.len()))
+                .ok_or_else(|| bad("salt", "must be 8 to 64 bytes"))?;
+            let params: HashParams = text(4, "params")?
+                .parse()
+                .map_err(|p: String| bad("params", &p))?;
+            (salt, params)
+        };
         let mut hashes = Vec::new();
+        let mut tokens = Vec::new();
         for h in codes.split(',').filter(|h| !h.is_empty()) {
+            if django {
+                // `id:hex`. A token that cannot be a code here (empty, or
+                // longer than PLAIN_MAX bytes) is left out: never accepted
+                // through PAM, never deleted.
+                let (token_id, hex) = h
+                    .split_once(':')
+                    .ok_or_else(|| bad("token", "unexpected form"))?;
+                let token_id: i64 = token_id
+                    .parse()
+                    .map_err(|_| bad("token", "id not an integer"))?;
+                let clear = Zeroizing::new(
+                    backup::from_hex(hex).ok_or_else(|| bad("token", "unexpected form"))?,
+                );
+                if let Some(entry) = backup::plain_entry(&clear) {
+                    hashes.push(entry);
+                    tokens.push(token_id);
+                }
+                continue;
+            }
             let h: [u8; backup::HASH_LEN] = backup::from_hex(h)
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| bad("codes", "each code is a hash of 32 bytes"))?;
@@ -570,7 +660,7 @@ impl Session<'_> {
         let count: u32 = text(13, "throttling_failure_count")?
             .parse()
             .map_err(|_| bad("throttling_failure_count", "out of range"))?;
-        Ok(BackupCodes {
+        let set = BackupCodes {
             params,
             salt,
             format,
@@ -580,7 +670,79 @@ impl Session<'_> {
             last_used_at: time(12, "last_used_at")?,
             throttling_failure_count: count,
             throttling_failure_timestamp: time(14, "throttling_failure_timestamp")?,
-        })
+        };
+        Ok(BackupRow { id, set, tokens })
+    }
+
+    /// The parameters `$16..` of the statement writing `set` (read as
+    /// `read`), and the number of tokens it deletes.
+    fn backup_params(
+        &self,
+        read: Option<&BackupRow>,
+        set: &BackupCodes,
+    ) -> Result<(Vec<Zeroizing<String>>, usize)> {
+        let t = |t: Option<Timestamp>| {
+            Zeroizing::new(t.map(|t| t.as_micros().to_string()).unwrap_or_default())
+        };
+        let user = Zeroizing::new(self.store.user.clone());
+        if matches!(self.store.settings.layout, Layout::PamTotp) {
+            if set.format == CodeFormat::Plain {
+                return Err(self.bad("a set of clear tokens for the pam-totp layout".into()));
+            }
+            return Ok((
+                vec![
+                    user,
+                    Zeroizing::new(set.params.to_string()),
+                    Zeroizing::new(backup::to_hex(&set.salt)),
+                    Zeroizing::new(set.format.name().to_owned()),
+                    Zeroizing::new(array(set.codes.iter().map(|h| Some(backup::to_hex(h))))),
+                    Zeroizing::new(if set.confirmed { "t" } else { "f" }.to_owned()),
+                    t(set.created_at),
+                    t(set.last_used_at),
+                    Zeroizing::new(set.throttling_failure_count.to_string()),
+                    t(set.throttling_failure_timestamp),
+                ],
+                0,
+            ));
+        }
+        // django-otp: only the state changes and used tokens go; the set
+        // itself is the Django site's to make.
+        let refused = || {
+            Error::Refused(
+                "with layout = \"django-otp\" backup codes (static tokens) are made by the \
+                 Django site"
+                    .into(),
+            )
+        };
+        let read = read.ok_or_else(refused)?;
+        if set.format != CodeFormat::Plain || set.salt != read.set.salt {
+            return Err(refused());
+        }
+        let mut kept = 0;
+        let mut used = Vec::new();
+        for (code, token) in read.set.codes.iter().zip(&read.tokens) {
+            if set.codes.get(kept) == Some(code) {
+                kept += 1;
+            } else {
+                used.push(Some(token.to_string()));
+            }
+        }
+        if kept != set.codes.len() {
+            return Err(refused());
+        }
+        let n = used.len();
+        Ok((
+            vec![
+                user,
+                Zeroizing::new(read.id.to_string()),
+                Zeroizing::new(array(used.into_iter())),
+                Zeroizing::new(if set.confirmed { "t" } else { "f" }.to_owned()),
+                t(set.last_used_at),
+                Zeroizing::new(set.throttling_failure_count.to_string()),
+                t(set.throttling_failure_timestamp),
+            ],
+            n,
+        ))
     }
 
     fn bad(&self, what: String) -> Error {
@@ -667,7 +829,7 @@ impl Session<'_> {
     fn write(
         &mut self,
         rows: &[Row],
-        backup_read: Option<&BackupCodes>,
+        backup_read: Option<&BackupRow>,
         next: &DeviceFile,
     ) -> Result<()> {
         let plan = diff(rows, &next.devices);
@@ -676,34 +838,19 @@ impl Session<'_> {
             // stored (the order is the rows' ids), so it is refused whole.
             return Err(self.bad("a change reorders the devices".into()));
         }
-        let backup_changed = next.backup.as_ref() != backup_read;
+        let backup_changed = next.backup.as_ref() != backup_read.map(|b| &b.set);
         if let (Some(set), true) = (&next.backup, backup_changed) {
-            let Some(sql) = self.store.sql.write_backup.clone() else {
-                return Err(Error::Refused(
-                    "backup codes are not stored by the layout \"django-otp\"".into(),
-                ));
-            };
-            let t = |t: Option<Timestamp>| {
-                Zeroizing::new(t.map(|t| t.as_micros().to_string()).unwrap_or_default())
-            };
-            let extra = [
-                Zeroizing::new(self.store.user.clone()),
-                Zeroizing::new(set.params.to_string()),
-                Zeroizing::new(backup::to_hex(&set.salt)),
-                Zeroizing::new(set.format.name().to_owned()),
-                Zeroizing::new(array(set.codes.iter().map(|h| Some(backup::to_hex(h))))),
-                Zeroizing::new(if set.confirmed { "t" } else { "f" }.to_owned()),
-                t(set.created_at),
-                t(set.last_used_at),
-                Zeroizing::new(set.throttling_failure_count.to_string()),
-                t(set.throttling_failure_timestamp),
-            ];
+            let (extra, used) = self.backup_params(backup_read, set)?;
+            let sql = self.store.sql.write_backup.clone();
             let result = self.apply(&sql, None, &plan.updates, &extra)?;
-            let counts = (result.get(0, 0), result.get(0, 1));
-            let want = plan.updates.len().to_string();
-            if counts != (Some(want.as_str()), Some("1")) {
+            let counts = (result.get(0, 0), result.get(0, 1), result.get(0, 2));
+            let want = (plan.updates.len().to_string(), used.to_string());
+            // A token deleted meanwhile (by the Django site, which locks
+            // nothing) is not a success: the whole attempt fails.
+            if counts != (Some(want.0.as_str()), Some("1"), Some(want.1.as_str())) {
                 return Err(self.bad(format!(
-                    "{counts:?} rows of devices and backup codes written, not ({want}, 1)"
+                    "{counts:?} devices, backup sets and tokens written, not ({}, 1, {})",
+                    want.0, want.1
                 )));
             }
         } else if !plan.updates.is_empty() {
@@ -748,13 +895,17 @@ impl Session<'_> {
             }
         }
         if next.backup.is_none() && backup_read.is_some() {
-            if let Some(sql) = self.store.sql.delete_backup.clone() {
-                self.count();
-                let user = self.store.user.clone();
-                self.conn
-                    .query(&sql, &[Some(user.as_str())], self.deadline)
-                    .map_err(|e| self.store.fail("cannot delete the backup codes", e))?;
-            }
+            let Some(sql) = self.store.sql.delete_backup.clone() else {
+                return Err(Error::Refused(
+                    "with layout = \"django-otp\" the static device is the Django site's to remove"
+                        .into(),
+                ));
+            };
+            self.count();
+            let user = self.store.user.clone();
+            self.conn
+                .query(&sql, &[Some(user.as_str())], self.deadline)
+                .map_err(|e| self.store.fail("cannot delete the backup codes", e))?;
         }
         Ok(())
     }
