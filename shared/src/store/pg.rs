@@ -24,10 +24,13 @@
 //! All SQL of the store is in this file ([`Sql`]), so that a later step can
 //! swap the attempt for one call of a database function.
 //!
-//! Backup codes (layout `pam-totp`): one row of `pam_totp_backup` per user,
-//! hashed exactly as in a device file, read `FOR UPDATE` after the device
+//! Backup codes: layout `pam-totp`, one row of `pam_totp_backup` per user,
+//! hashed exactly as in a device file; layout `django-otp`, the user's
+//! first confirmed `otp_static_staticdevice` and its tokens in clear
+//! ([`CodeFormat::Plain`]). Either is read `FOR UPDATE` after the device
 //! rows in the same statement, and written with the changed devices in one
-//! statement; a login stays at four round trips.
+//! statement (a used token's row deleted); a login stays at four round
+//! trips.
 
 use std::cell::Cell;
 use std::fmt;
