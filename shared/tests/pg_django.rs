@@ -185,6 +185,9 @@ fn the_web_site_and_the_module_share_replay_and_throttle_state_in_djangos_own_ta
     };
     let store = Store::Postgres(PgStore::new(&settings, "alice"));
     let policy = Policy::default();
+    // A first confirmed device makes no backup set here (the site makes
+    // static tokens): nothing made, nothing refused, nothing shown.
+    assert!(manage::first_backup_codes(&store).unwrap().is_none());
 
     // PAM first: Django refuses the same code.
     let code = code_now();

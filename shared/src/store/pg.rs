@@ -364,6 +364,12 @@ impl PgStore {
         &self.settings
     }
 
+    /// Whether totp-enroll may make and remove backup-code sets here: not
+    /// with the django-otp layout, whose static tokens the site makes.
+    pub fn makes_backup_codes(&self) -> bool {
+        matches!(self.settings.layout, Layout::PamTotp)
+    }
+
     /// Round trips to the server in the last [`PgStore::read`] or
     /// [`PgStore::update`] (statements sent; the connection handshake is
     /// not counted).
