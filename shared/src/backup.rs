@@ -117,6 +117,11 @@ pub enum CodeFormat {
     Crockford10,
     /// 8 decimal digits (google-authenticator's scratch codes, imported).
     Digits8,
+    /// A Django site's static tokens in clear (the PostgreSQL store's
+    /// `django-otp` layout only; never read from or written to a device
+    /// file): an exact match, as django-otp's `StaticDevice`. Each stored
+    /// entry is [`plain_entry`] of a token, compared in constant time.
+    Plain,
 }
 
 impl CodeFormat {
@@ -125,6 +130,7 @@ impl CodeFormat {
         match self {
             CodeFormat::Crockford10 => "crockford-10",
             CodeFormat::Digits8 => "digits-8",
+            CodeFormat::Plain => "plain",
         }
     }
 }
@@ -152,6 +158,14 @@ pub fn normalize(input: &str, format: CodeFormat) -> Option<Zeroizing<Vec<u8>>> 
     let want = match format {
         CodeFormat::Crockford10 => CODE_LEN,
         CodeFormat::Digits8 => SCRATCH_LEN,
+        CodeFormat::Plain => {
+            let mut out = Zeroizing::new(Vec::with_capacity(PLAIN_MAX));
+            if input.is_empty() || input.len() > PLAIN_MAX {
+                return None;
+            }
+            out.extend_from_slice(input.as_bytes());
+            return Some(out);
+        }
     };
     // Never grown: a Vec that grows frees a copy unwiped.
     let mut out = Zeroizing::new(Vec::with_capacity(want));
@@ -174,6 +188,23 @@ pub fn normalize(input: &str, format: CodeFormat) -> Option<Zeroizing<Vec<u8>>> 
         out.push(symbol);
     }
     (out.len() == want).then_some(out)
+}
+
+/// Longest token of [`CodeFormat::Plain`], in bytes (Django's are at most
+/// 16 characters).
+pub const PLAIN_MAX: usize = HASH_LEN - 1;
+
+/// The stored entry of a clear token ([`CodeFormat::Plain`]): its length,
+/// then its bytes, then zeros; `None` if it is empty or longer than
+/// [`PLAIN_MAX`].
+pub fn plain_entry(token: &[u8]) -> Option<[u8; HASH_LEN]> {
+    if token.is_empty() || token.len() > PLAIN_MAX {
+        return None;
+    }
+    let mut out = [0u8; HASH_LEN];
+    out[0] = token.len() as u8;
+    out[1..=token.len()].copy_from_slice(token);
+    Some(out)
 }
 
 /// How a code is shown: `xxxxx-xxxxx` (base32, lower case) or the digits.
@@ -215,8 +246,10 @@ pub fn hash(code: &[u8], salt: &[u8], params: HashParams) -> Option<[u8; HASH_LE
 }
 
 /// A user's set of backup codes and its verification state (django-otp's
-/// `StaticDevice` and its `StaticToken`s, each code kept as a hash).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `StaticDevice` and its `StaticToken`s, each code kept as a hash; a
+/// Django site's clear tokens for [`CodeFormat::Plain`]). `Debug` shows how
+/// many codes there are, never them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BackupCodes {
     /// argon2id cost parameters, the same for every code of the set.
     pub params: HashParams,
@@ -236,6 +269,24 @@ pub struct BackupCodes {
     pub throttling_failure_count: u32,
     /// Time of the last failure.
     pub throttling_failure_timestamp: Option<Timestamp>,
+}
+
+impl fmt::Debug for BackupCodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupCodes")
+            .field("params", &self.params)
+            .field("format", &self.format)
+            .field("codes", &self.codes.len())
+            .field("confirmed", &self.confirmed)
+            .field("created_at", &self.created_at)
+            .field("last_used_at", &self.last_used_at)
+            .field("throttling_failure_count", &self.throttling_failure_count)
+            .field(
+                "throttling_failure_timestamp",
+                &self.throttling_failure_timestamp,
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// A new set and its codes in clear, to be shown once.
@@ -335,11 +386,20 @@ impl BackupCodes {
     /// set's format). For checking which codes remain.
     pub fn hash_for(&self, code: &str) -> Option<[u8; HASH_LEN]> {
         let canonical = normalize(code, self.format)?;
-        hash(&canonical, &self.salt, self.params)
+        self.digest(&canonical)
+    }
+
+    /// What a canonical code is stored as in this set: its argon2id hash,
+    /// or for [`CodeFormat::Plain`] its [`plain_entry`].
+    fn digest(&self, code: &[u8]) -> Option<[u8; HASH_LEN]> {
+        match self.format {
+            CodeFormat::Plain => plain_entry(code),
+            CodeFormat::Crockford10 | CodeFormat::Digits8 => hash(code, &self.salt, self.params),
+        }
     }
 
     fn hash_of(&self, code: &[u8]) -> std::result::Result<[u8; HASH_LEN], RandomError> {
-        hash(code, &self.salt, self.params)
+        self.digest(code)
             .ok_or_else(|| format!("argon2 refused the parameters {}", self.params))
     }
 
@@ -386,7 +446,7 @@ pub fn check(set: &BackupCodes, input: &str, now: Timestamp, policy: &Policy) ->
     let Some(code) = normalize(input, set.format) else {
         return Verdict::Rejected(Rejection::Malformed);
     };
-    let Some(h) = hash(&code, &set.salt, set.params) else {
+    let Some(h) = set.digest(&code) else {
         return Verdict::Rejected(Rejection::Wrong);
     };
     // Every stored hash is compared; no early exit.
@@ -576,6 +636,41 @@ mod tests {
             let canonical = normalize(c, CodeFormat::Crockford10).unwrap();
             assert!(canonical.iter().all(|b| ALPHABET.contains(b)));
         }
+    }
+
+    #[test]
+    fn clear_tokens_match_exactly_and_are_never_a_device_file_format() {
+        let set = BackupCodes {
+            params: DEFAULT_PARAMS,
+            salt: Vec::new(),
+            format: CodeFormat::Plain,
+            codes: vec![
+                plain_entry(b"abcd2345").unwrap(),
+                plain_entry(b"x").unwrap(),
+            ],
+            confirmed: true,
+            created_at: None,
+            last_used_at: None,
+            throttling_failure_count: 0,
+            throttling_failure_timestamp: None,
+        };
+        let now = Timestamp::from_secs(10);
+        let p = Policy::default();
+        assert_eq!(check(&set, "x", now, &p), Verdict::Accepted { index: 1 });
+        assert_eq!(
+            check(&set, "abcd2345", now, &p),
+            Verdict::Accepted { index: 0 }
+        );
+        for wrong in ["ABCD2345", "abcd-2345", "abcd2345 ", "abcd234", ""] {
+            assert!(
+                matches!(check(&set, wrong, now, &p), Verdict::Rejected(_)),
+                "{wrong}"
+            );
+        }
+        assert_eq!(hash_count(), 0, "clear tokens are never hashed");
+        assert!(!format!("{set:?}").contains("97"), "Debug shows no code");
+        assert!("plain".parse::<CodeFormat>().is_err());
+        assert!(plain_entry(&[b'a'; PLAIN_MAX + 1]).is_none());
     }
 
     #[test]

@@ -177,6 +177,12 @@ pub fn new_backup_codes(store: &Store, count: usize) -> Result<NewSet> {
 /// [`DEFAULT_COUNT`] codes) only when the user has exactly one confirmed
 /// device and no set yet. `None`: nothing was made.
 pub fn first_backup_codes(store: &Store) -> Result<Option<NewSet>> {
+    // The django-otp layout: the Django site makes static tokens.
+    if let Store::Postgres(p) = store {
+        if !p.makes_backup_codes() {
+            return Ok(None);
+        }
+    }
     let snap = store.read()?;
     let wanted = |file: &DeviceFile| {
         file.backup.is_none() && file.devices.iter().filter(|d| d.confirmed).count() == 1

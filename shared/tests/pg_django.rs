@@ -73,6 +73,7 @@ from django.conf import settings
 settings.configure(
     SECRET_KEY="test",
     USE_TZ=True,
+    OTP_STATIC_THROTTLE_FACTOR=30,
     INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "django_otp",
                     "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"],
     DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "postgres",
@@ -82,8 +83,24 @@ django.setup()
 from django.core.management import call_command
 from django.contrib.auth.models import User
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.plugins.otp_static.models import StaticDevice
 cmd = sys.argv[1]
-if cmd == "migrate":
+if cmd.startswith("static"):
+    if cmd == "static":
+        s = StaticDevice.objects.create(user=User.objects.get(username="alice"), name="backup")
+        for t in sys.argv[2:]:
+            s.token_set.create(token=t)
+        print(json.dumps({"ok": True}))
+        sys.exit(0)
+    s = StaticDevice.objects.get(user__username="alice")
+    if cmd == "static_verify":
+        print(json.dumps({"ok": bool(s.verify_token(sys.argv[2]))}))
+    elif cmd == "static_tokens":
+        print(json.dumps({"ok": True, "tokens": sorted(t.token for t in s.token_set.all())}))
+    elif cmd == "static_allowed":
+        allowed, _ = s.verify_is_allowed()
+        print(json.dumps({"ok": bool(allowed), "count": s.throttling_failure_count}))
+elif cmd == "migrate":
     call_command("migrate", verbosity=0)
     u = User.objects.create(username="alice")
     TOTPDevice.objects.create(user=u, name="phone", key=sys.argv[2], confirmed=True)
@@ -148,6 +165,8 @@ fn the_web_site_and_the_module_share_replay_and_throttle_state_in_djangos_own_ta
     assert_eq!(django(&python, &pg, &["migrate", KEY])["ok"], true);
     pg.sql(
         "GRANT SELECT, INSERT, UPDATE, DELETE ON otp_totp_totpdevice TO pamtotp; \
+            GRANT SELECT, UPDATE ON otp_static_staticdevice TO pamtotp; \
+            GRANT SELECT, DELETE ON otp_static_statictoken TO pamtotp; \
             GRANT SELECT ON auth_user TO pamtotp; \
             GRANT USAGE ON SEQUENCE otp_totp_totpdevice_id_seq TO pamtotp",
     );
@@ -166,6 +185,9 @@ fn the_web_site_and_the_module_share_replay_and_throttle_state_in_djangos_own_ta
     };
     let store = Store::Postgres(PgStore::new(&settings, "alice"));
     let policy = Policy::default();
+    // A first confirmed device makes no backup set here (the site makes
+    // static tokens): nothing made, nothing refused, nothing shown.
+    assert!(manage::first_backup_codes(&store).unwrap().is_none());
 
     // PAM first: Django refuses the same code.
     let code = code_now();
@@ -254,4 +276,123 @@ fn the_web_site_and_the_module_share_replay_and_throttle_state_in_djangos_own_ta
     d.algorithm = Algorithm::Sha256;
     let err = manage::add(&store, &d).unwrap_err();
     assert!(err.to_string().contains("SHA1 only"), "{err}");
+}
+
+/// The static tokens of the Django site's test user.
+const TOKENS: [&str; 3] = ["abcd2345", "efgh6789", "ijkl0mnp"];
+
+fn reset_static(pg: &Cluster) {
+    reset(pg);
+    pg.sql(
+        "UPDATE otp_static_staticdevice SET throttling_failure_count = 0, \
+         throttling_failure_timestamp = NULL",
+    );
+}
+
+#[test]
+fn a_static_token_used_through_the_module_is_gone_for_django_and_failures_throttle_djangos_static_device(
+) {
+    if !pg::available() {
+        println!("SKIPPED: PostgreSQL 15 is not installed");
+        return;
+    }
+    let Some(python) = venv() else {
+        println!("SKIPPED: cannot make a venv with Django and django-otp (pip offline?)");
+        return;
+    };
+    let pg = Cluster::start(false);
+    assert_eq!(django(&python, &pg, &["migrate", KEY])["ok"], true);
+    let mut args = vec!["static"];
+    args.extend(TOKENS);
+    assert_eq!(django(&python, &pg, &args)["ok"], true);
+    pg.sql(
+        "GRANT SELECT, UPDATE ON otp_totp_totpdevice, otp_static_staticdevice TO pamtotp; \
+         GRANT SELECT, DELETE ON otp_static_statictoken TO pamtotp; \
+         GRANT SELECT ON auth_user TO pamtotp",
+    );
+    let settings = PgSettings {
+        conninfo: pg.unix(),
+        layout: Layout::DjangoOtp {
+            user_table: "auth_user".into(),
+            username_column: "username".into(),
+        },
+        deadline_ms: 3000,
+    };
+    let store = Store::Postgres(PgStore::new(&settings, "alice"));
+    // The site's OTP_STATIC_THROTTLE_FACTOR.
+    let policy = Policy {
+        static_throttle_factor: 30,
+        ..Policy::default()
+    };
+
+    // Through the module: accepted once, in at most four round trips, and
+    // gone for Django.
+    let direct = PgStore::new(&settings, "alice");
+    let login = direct
+        .update(|f, now| -> Result<_, shared::Error> {
+            let (login, next) = shared::verify::verify_login(f.unwrap(), TOKENS[1], now, &policy);
+            Ok(shared::store::Change::Save(next, login))
+        })
+        .unwrap();
+    println!(
+        "round trips for a static-token login (django-otp layout): {}",
+        direct.round_trips()
+    );
+    assert!(
+        matches!(login, Login::BackupCode { remaining: 2 }),
+        "{login:?}"
+    );
+    assert!(direct.round_trips() <= 4, "{}", direct.round_trips());
+    let left = django(&python, &pg, &["static_tokens"]);
+    assert_eq!(left["tokens"], serde_json::json!([TOKENS[0], TOKENS[2]]));
+    assert_eq!(
+        django(&python, &pg, &["static_verify", TOKENS[1]])["ok"],
+        false
+    );
+    reset_static(&pg);
+    let again = login::attempt(&store, TOKENS[1], &policy).unwrap();
+    assert!(
+        matches!(again.login, Login::Rejected { .. }),
+        "{:?}",
+        again.login
+    );
+
+    // An exact match, as Django's: another case is refused.
+    reset_static(&pg);
+    let upper = TOKENS[0].to_uppercase();
+    let a = login::attempt(&store, &upper, &policy).unwrap();
+    assert!(matches!(a.login, Login::Rejected { .. }), "{:?}", a.login);
+
+    // Used by Django first: refused through the module.
+    reset_static(&pg);
+    assert_eq!(
+        django(&python, &pg, &["static_verify", TOKENS[0]])["ok"],
+        true
+    );
+    let b = login::attempt(&store, TOKENS[0], &policy).unwrap();
+    assert!(matches!(b.login, Login::Rejected { .. }), "{:?}", b.login);
+
+    // A failure through the module throttles Django's static device.
+    reset_static(&pg);
+    let w = login::attempt(&store, "wrong-token", &policy).unwrap();
+    assert!(matches!(w.login, Login::Rejected { .. }), "{:?}", w.login);
+    let state = django(&python, &pg, &["static_allowed"]);
+    assert_eq!(state["ok"], false, "{state}");
+    assert_eq!(state["count"], 1);
+    // And the remaining token still works for Django once allowed again.
+    reset_static(&pg);
+    assert_eq!(
+        django(&python, &pg, &["static_verify", TOKENS[2]])["ok"],
+        true
+    );
+
+    // totp-enroll cannot make or remove the site's static tokens.
+    let err = store
+        .update(|f, _| -> Result<_, shared::Error> {
+            let mut f = f.unwrap().clone();
+            f.backup = None;
+            Ok(shared::store::Change::Save(f, ()))
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("Django site"), "{err}");
 }

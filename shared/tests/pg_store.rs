@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use pg::Cluster;
 use serde_json::Value;
+use shared::backup::{BackupCodes, CodeFormat};
 use shared::device::{Device, DeviceFile, Params};
 use shared::login::{self, Prepared};
 use shared::manage;
@@ -426,6 +427,151 @@ fn a_login_costs_at_most_four_round_trips() {
         println!("round trips for one attempt: {}", store.round_trips());
         assert!(store.round_trips() <= 4, "{}", store.round_trips());
     }
+}
+
+/// Codes known to the test (Crockford base32), as a set stored for `user`.
+const BACKUP: [&str; 3] = ["0123456789", "abcdefghjk", "mnpqrstvwx"];
+
+fn put_backup(store: &Store) {
+    store
+        .update(|f, _| -> Result<_, Error> {
+            let mut f = f.cloned().unwrap_or_default();
+            f.backup = Some(
+                BackupCodes::from_codes(&BACKUP, CodeFormat::Crockford10, Timestamp::from_secs(1))
+                    .unwrap(),
+            );
+            Ok(Change::Save(f, ()))
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_backup_code_logs_in_once_through_the_postgresql_store_and_is_refused_the_second_time() {
+    if skip() {
+        return;
+    }
+    let pg = Cluster::start(false);
+    pg.init_pam_totp();
+    let store = pg.store(&pg.unix(), "frank", 3000);
+    put(&store, vec![device("phone")]);
+    put_backup(&store);
+    // Stored hashed: no code in clear anywhere in the row.
+    let row = pg.sql("SELECT * FROM pam_totp_backup WHERE username = 'frank'");
+    let text = format!("{row:?}").to_ascii_uppercase();
+    assert!(BACKUP
+        .iter()
+        .all(|c| !text.contains(&c.to_ascii_uppercase())));
+    assert_eq!(
+        pg.value("SELECT cardinality(codes) FROM pam_totp_backup WHERE username = 'frank'"),
+        Some("3".into())
+    );
+    let first = login::attempt(&store, "abcde-fghjk", &Policy::default()).unwrap();
+    assert!(
+        matches!(first.login, Login::BackupCode { remaining: 2 }),
+        "{:?}",
+        first.login
+    );
+    assert_eq!(
+        pg.value("SELECT cardinality(codes) FROM pam_totp_backup WHERE username = 'frank'"),
+        Some("2".into())
+    );
+    let again = login::attempt(&store, "abcde-fghjk", &Policy::default()).unwrap();
+    assert!(
+        matches!(again.login, Login::Rejected { .. }),
+        "{:?}",
+        again.login
+    );
+    // The refusal counted on the set (and on the device), in the database.
+    assert_eq!(
+        pg.value("SELECT throttling_failure_count FROM pam_totp_backup WHERE username = 'frank'"),
+        Some("1".into())
+    );
+    // A snapshot sees the same set; removing it deletes the row.
+    let snap = store.read().unwrap().devices.unwrap();
+    assert_eq!(snap.backup.as_ref().unwrap().remaining(), 2);
+    store
+        .update(|f, _| -> Result<_, Error> {
+            let mut f = f.unwrap().clone();
+            f.backup = None;
+            Ok(Change::Save(f, ()))
+        })
+        .unwrap();
+    assert_eq!(
+        pg.value("SELECT count(*) FROM pam_totp_backup"),
+        Some("0".into())
+    );
+}
+
+#[test]
+fn concurrent_logins_with_one_backup_code_accept_exactly_one() {
+    if skip() {
+        return;
+    }
+    let pg = Cluster::start(false);
+    pg.init_pam_totp();
+    put(&pg.store(&pg.unix(), "grace", 5000), vec![device("phone")]);
+    let paths = [pg.unix(), pg.tcp()];
+    let pg = &pg;
+    let mut rounds = Vec::new();
+    for code in BACKUP {
+        put_backup(&pg.store(&pg.unix(), "grace", 5000));
+        pg.sql("UPDATE pam_totp_backup SET throttling_failure_count = 0, throttling_failure_timestamp = NULL");
+        let attempt = |conninfo: &str, code: &str| {
+            let store = pg.store(conninfo, "grace", 5000);
+            match login::attempt(&store, code, &Policy::default()) {
+                Ok(a) => matches!(a.login, Login::BackupCode { .. }),
+                Err(e) => panic!("attempt failed: {e}"),
+            }
+        };
+        rounds.push(pg::race_round(
+            pg,
+            "pam_totp_device",
+            &paths,
+            code,
+            &attempt,
+        ));
+    }
+    println!("race, one backup code, 16 logins: successes per round {rounds:?}");
+    assert!(rounds.iter().all(|n| *n == 1), "{rounds:?}");
+}
+
+#[test]
+fn a_login_with_backup_codes_costs_at_most_four_round_trips() {
+    if skip() {
+        return;
+    }
+    let pg = Cluster::start(false);
+    pg.init_pam_totp();
+    let settings = pg.settings(&pg.unix(), 3000);
+    let store = shared::store::PgStore::new(&settings, "heidi");
+    let wrapped = Store::Postgres(shared::store::PgStore::new(&settings, "heidi"));
+    put(&wrapped, vec![device("phone"), device("spare")]);
+    put_backup(&wrapped);
+    // A wrong code (every device and the set fail), a TOTP code, a backup code.
+    for code in ["000000", &code_now(), BACKUP[0]] {
+        let login = store
+            .update(|f, now| -> Result<_, Error> {
+                let (login, next) =
+                    shared::verify::verify_login(f.unwrap(), code, now, &Policy::default());
+                Ok(Change::Save(next, login))
+            })
+            .unwrap();
+        println!(
+            "round trips for one attempt ({login:?}): {}",
+            store.round_trips()
+        );
+        assert!(store.round_trips() <= 4, "{}", store.round_trips());
+        for table in ["pam_totp_device", "pam_totp_backup"] {
+            pg.sql(&format!(
+                "UPDATE {table} SET throttling_failure_count = 0, \
+                 throttling_failure_timestamp = NULL"
+            ));
+        }
+    }
+    assert_eq!(
+        pg.value("SELECT cardinality(codes) FROM pam_totp_backup WHERE username = 'heidi'"),
+        Some("2".into())
+    );
 }
 
 /// The rows of the table, as text, to compare before and after a fault.

@@ -49,3 +49,32 @@ $$;
 
 COMMENT ON TABLE pam_totp_device IS
     'pam-totp devices (one row per TOTP device); written by totp-enroll and pam_totp.so';
+
+-- The user's backup-code set (docs/design.md §3, §9): django-otp's
+-- StaticDevice columns, keyed by the login name, and the codes hashed
+-- exactly as in a device file: argon2id under the set's one salt and cost
+-- parameters, one 32-byte hash per unused code. A used code is removed
+-- from `codes` in the transaction of the login that used it.
+CREATE TABLE IF NOT EXISTS pam_totp_backup (
+    username text PRIMARY KEY,
+    hash varchar(16) NOT NULL DEFAULT 'argon2id',
+    params varchar(64) NOT NULL,
+    salt bytea NOT NULL,
+    format varchar(16) NOT NULL DEFAULT 'crockford-10',
+    codes bytea[] NOT NULL DEFAULT '{}',
+    confirmed boolean NOT NULL DEFAULT true,
+    created_at timestamptz DEFAULT now(),
+    last_used_at timestamptz,
+    throttling_failure_timestamp timestamptz,
+    throttling_failure_count integer NOT NULL DEFAULT 0,
+    CONSTRAINT pam_totp_backup_values_check CHECK (
+        hash = 'argon2id'
+        AND format IN ('crockford-10', 'digits-8')
+        AND octet_length(salt) BETWEEN 8 AND 64
+        AND cardinality(codes) <= 100
+        AND throttling_failure_count >= 0
+    )
+);
+
+COMMENT ON TABLE pam_totp_backup IS
+    'pam-totp backup codes (one row per user: argon2id hashes, one salt); written by totp-enroll and pam_totp.so';

@@ -24,8 +24,13 @@
 //! All SQL of the store is in this file ([`Sql`]), so that a later step can
 //! swap the attempt for one call of a database function.
 //!
-//! Backup codes are not stored in PostgreSQL yet: the rows map to the
-//! devices of a [`DeviceFile`] only (see [`to_file`]).
+//! Backup codes: layout `pam-totp`, one row of `pam_totp_backup` per user,
+//! hashed exactly as in a device file; layout `django-otp`, the user's
+//! first confirmed `otp_static_staticdevice` and its tokens in clear
+//! ([`CodeFormat::Plain`]). Either is read `FOR UPDATE` after the device
+//! rows in the same statement, and written with the changed devices in one
+//! statement (a used token's row deleted); a login stays at four round
+//! trips.
 
 use std::cell::Cell;
 use std::fmt;
@@ -34,6 +39,7 @@ use std::time::{Duration, Instant};
 use pq::{Conn, ErrorKind};
 use zeroize::Zeroizing;
 
+use crate::backup::{self, BackupCodes, CodeFormat, HashParams};
 use crate::config::{Layout, PgSettings};
 use crate::device::{validate_key, validate_name, Device, DeviceFile};
 use crate::error::{Error, Result};
@@ -50,8 +56,13 @@ pub const PAM_TOTP_SQL: &str = include_str!("pam-totp.sql");
 /// How long `db init` may take.
 const INIT_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The columns read, in this order, for either layout.
-const COLUMNS: usize = 16;
+/// The columns read, in this order, for either layout: a device's 15,
+/// the clock, the backup set's codes.
+const COLUMNS: usize = 17;
+/// The clock's column (only in the last row).
+const CLOCK: usize = 15;
+/// The backup set's codes (only in its row; never NULL there).
+const CODES: usize = 16;
 
 /// The statements of one layout.
 #[derive(Clone, Debug)]
@@ -66,6 +77,13 @@ struct Sql {
     insert: String,
     /// `$1` = array of ids.
     delete: String,
+    /// `$1..$15` as `update`, `$16` = user name, `$17..` the backup set:
+    /// its rows and the devices' in one statement (one round trip); the
+    /// counts of devices, sets and deleted tokens written.
+    write_backup: String,
+    /// `$1` = user name: the backup set's row removed (`None`: the Django
+    /// site owns its static devices).
+    delete_backup: Option<String>,
     /// The table, for messages.
     table: &'static str,
 }
@@ -118,15 +136,60 @@ impl Sql {
             micros("d.last_used_at"),
             micros("d.throttling_failure_timestamp"),
         );
-        let nulls = vec!["NULL"; COLUMNS - 1].join(", ");
-        // The clock row comes after the device rows: Append runs its
+        let nulls = vec!["NULL"; CLOCK].join(", ");
+        // The backup set's row: its id (0: keyed by name), format, confirmed,
+        // salt, params in the device columns 0 to 4, its state in 11 to 14,
+        // the codes (hex hashes, comma-separated, in order) in the last.
+        let typed_nulls = "NULL::smallint, NULL::smallint, NULL::bigint, NULL::smallint, \
+             NULL::smallint, NULL::bigint";
+        let (backup, backup_lock) = match layout {
+            Layout::PamTotp => (
+                format!(
+                    "SELECT 0, b.format::text, b.confirmed, encode(b.salt, 'hex'), \
+                 b.params::text, {typed_nulls}, {}, {}, \
+                 b.throttling_failure_count, {}, NULL::bigint, \
+                 coalesce((SELECT string_agg(encode(c.h, 'hex'), ',' ORDER BY c.n) \
+                 FROM unnest(b.codes) WITH ORDINALITY AS c(h, n)), '') \
+                 FROM pam_totp_backup b WHERE b.username = $1 AND b.hash = 'argon2id'",
+                    micros("b.created_at"),
+                    micros("b.last_used_at"),
+                    micros("b.throttling_failure_timestamp"),
+                ),
+                " FOR UPDATE OF b",
+            ),
+            // The first confirmed StaticDevice (by id); its tokens (in
+            // clear, as Django keeps them) as `id:hex of the token`.
+            Layout::DjangoOtp {
+                user_table,
+                username_column,
+            } => (
+                format!(
+                    "SELECT s.id::bigint, 'plain'::text, s.confirmed, ''::text, ''::text, \
+                 {typed_nulls}, {}, {}, s.throttling_failure_count, {}, NULL::bigint, \
+                 coalesce((SELECT string_agg(t.id::text || ':' || \
+                 encode(convert_to(t.token, 'UTF8'), 'hex'), ',' ORDER BY t.id) \
+                 FROM otp_static_statictoken t WHERE t.device_id = s.id), '') \
+                 FROM otp_static_staticdevice s JOIN {} u ON u.id = s.user_id \
+                 WHERE u.{} = $1 AND s.confirmed ORDER BY s.id LIMIT 1",
+                    micros("s.created_at"),
+                    micros("s.last_used_at"),
+                    micros("s.throttling_failure_timestamp"),
+                    quote_ident(user_table),
+                    quote_ident(username_column),
+                ),
+                " FOR UPDATE OF s",
+            ),
+        };
+        // The order of the locks is fixed: device rows (by id), then the
+        // backup set's row. The clock row comes last: Append runs its
         // branches in order (a FOR UPDATE query is never parallel), so the
         // clock is read once every lock is held.
-        let select = |lock: &str| {
+        let select = |lock: &str, backup_lock: &str| {
+            let backup = format!(" UNION ALL SELECT * FROM ({backup}{backup_lock}) AS backup");
             format!(
-                "SELECT * FROM (SELECT {cols}, NULL::bigint FROM {from} WHERE {who} = $1 \
-                 ORDER BY d.id{lock}) AS devices \
-                 UNION ALL SELECT {nulls}, {}",
+                "SELECT * FROM (SELECT {cols}, NULL::bigint, NULL::text FROM {from} \
+                 WHERE {who} = $1 ORDER BY d.id{lock}) AS devices{backup} \
+                 UNION ALL SELECT {nulls}, {}, NULL",
                 micros("clock_timestamp()")
             )
         };
@@ -179,12 +242,62 @@ impl Sql {
                 quote_ident(username_column)
             ),
         };
+        let (write_backup, delete_backup) = match layout {
+            Layout::PamTotp => (
+                format!(
+                    "WITH dev AS ({update} RETURNING 1), bk AS (INSERT INTO pam_totp_backup \
+                     (username, hash, params, salt, format, codes, confirmed, created_at, \
+                     last_used_at, throttling_failure_count, throttling_failure_timestamp) \
+                     SELECT $16, 'argon2id', $17, decode($18, 'hex'), $19, \
+                     ARRAY(SELECT decode(c.h, 'hex') FROM unnest($20::text[]) \
+                     WITH ORDINALITY AS c(h, n) ORDER BY c.n), $21::boolean, {}, {}, \
+                     $24::integer, {} \
+                     ON CONFLICT (username) DO UPDATE SET hash = EXCLUDED.hash, \
+                     params = EXCLUDED.params, salt = EXCLUDED.salt, format = EXCLUDED.format, \
+                     codes = EXCLUDED.codes, confirmed = EXCLUDED.confirmed, \
+                     created_at = EXCLUDED.created_at, last_used_at = EXCLUDED.last_used_at, \
+                     throttling_failure_count = EXCLUDED.throttling_failure_count, \
+                     throttling_failure_timestamp = EXCLUDED.throttling_failure_timestamp \
+                     RETURNING 1) \
+                     SELECT (SELECT count(*) FROM dev), (SELECT count(*) FROM bk), 0",
+                    ts("$22::bigint"),
+                    ts("$23::bigint"),
+                    ts("$25::bigint"),
+                ),
+                Some("DELETE FROM pam_totp_backup WHERE username = $1".to_owned()),
+            ),
+            // `$17` the StaticDevice's id, `$18` the ids of the used tokens
+            // (deleted, as django-otp does), `$19..$22` its state.
+            Layout::DjangoOtp {
+                user_table,
+                username_column,
+            } => (
+                format!(
+                    "WITH dev AS ({update} RETURNING 1), \
+                     tok AS (DELETE FROM otp_static_statictoken \
+                     WHERE device_id = $17::bigint AND id = ANY($18::bigint[]) RETURNING 1), \
+                     st AS (UPDATE otp_static_staticdevice AS s SET confirmed = $19::boolean, \
+                     last_used_at = {}, throttling_failure_count = $21::integer, \
+                     throttling_failure_timestamp = {} FROM {} u \
+                     WHERE s.id = $17::bigint AND u.id = s.user_id AND u.{} = $16 RETURNING 1) \
+                     SELECT (SELECT count(*) FROM dev), (SELECT count(*) FROM st), \
+                     (SELECT count(*) FROM tok)",
+                    ts("$20::bigint"),
+                    ts("$22::bigint"),
+                    quote_ident(user_table),
+                    quote_ident(username_column),
+                ),
+                None,
+            ),
+        };
         Sql {
-            read: select(""),
-            lock: select(" FOR UPDATE OF d"),
+            read: select("", ""),
+            lock: select(" FOR UPDATE OF d", backup_lock),
             update,
             insert,
             delete: format!("DELETE FROM {table} WHERE id = ANY($1::bigint[])"),
+            write_backup,
+            delete_backup,
             table,
         }
     }
@@ -205,6 +318,15 @@ pub struct PgStore {
 
 /// One row as read: its id and the device.
 type Row = (i64, Device);
+
+/// The backup set as read: its row id (django-otp: the StaticDevice's;
+/// pam-totp: 0), the set, and (django-otp) each code's token id.
+#[derive(Clone, Debug)]
+struct BackupRow {
+    id: i64,
+    set: BackupCodes,
+    tokens: Vec<i64>,
+}
 
 impl PgStore {
     /// The store of `user` with these settings.
@@ -240,6 +362,12 @@ impl PgStore {
     /// The settings.
     pub fn settings(&self) -> &PgSettings {
         &self.settings
+    }
+
+    /// Whether totp-enroll may make and remove backup-code sets here: not
+    /// with the django-otp layout, whose static tokens the site makes.
+    pub fn makes_backup_codes(&self) -> bool {
+        matches!(self.settings.layout, Layout::PamTotp)
     }
 
     /// Round trips to the server in the last [`PgStore::read`] or
@@ -280,10 +408,13 @@ impl PgStore {
     pub fn read(&self) -> Result<Snapshot> {
         let mut s = self.connect(self.deadline())?;
         s.begin("READ ONLY")?;
-        let (rows, now) = s.devices(&self.sql.read)?;
+        let (rows, backup, now) = s.devices(&self.sql.read)?;
         s.commit()?;
         Ok(Snapshot {
-            devices: to_file(rows.into_iter().map(|(_, d)| d).collect()),
+            devices: to_file(
+                rows.into_iter().map(|(_, d)| d).collect(),
+                backup.map(|b| b.set),
+            ),
             now: self.clock.unwrap_or(now),
         })
     }
@@ -299,8 +430,11 @@ impl PgStore {
     {
         let mut s = self.connect(self.deadline())?;
         s.begin("READ WRITE")?;
-        let (rows, now) = s.devices(&self.sql.lock)?;
-        let current = to_file(rows.iter().map(|(_, d)| d.clone()).collect());
+        let (rows, backup, now) = s.devices(&self.sql.lock)?;
+        let current = to_file(
+            rows.iter().map(|(_, d)| d.clone()).collect(),
+            backup.as_ref().map(|b| b.set.clone()),
+        );
         let now = self.clock.unwrap_or(now);
         // An error from the change: roll back (best effort; closing the
         // connection would too, but PgBouncer then drops its server
@@ -318,7 +452,7 @@ impl PgStore {
                 Ok(value)
             }
             Change::Save(next, value) => {
-                s.write(&rows, &next)?;
+                s.write(&rows, backup.as_ref(), &next)?;
                 s.commit()?;
                 Ok(value)
             }
@@ -352,19 +486,13 @@ impl fmt::Display for PgStore {
     }
 }
 
-/// The devices as a [`DeviceFile`]; `None` when there are none (as a
-/// missing device file). Other parts of a device file (backup codes) are
-/// left at their defaults until they are stored in PostgreSQL too.
-fn to_file(devices: Vec<Device>) -> Option<DeviceFile> {
-    if devices.is_empty() {
+/// The devices and the backup set as a [`DeviceFile`]; `None` when there
+/// is neither (as a missing device file).
+fn to_file(devices: Vec<Device>, backup: Option<BackupCodes>) -> Option<DeviceFile> {
+    if devices.is_empty() && backup.is_none() {
         return None;
     }
-    // Written to stay right when a device file gains other parts.
-    #[allow(clippy::needless_update)]
-    Some(DeviceFile {
-        devices,
-        ..DeviceFile::default()
-    })
+    Some(DeviceFile { devices, backup })
 }
 
 /// One open connection of one attempt.
@@ -421,8 +549,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The device rows in id order and the database's clock.
-    fn devices(&mut self, sql: &str) -> Result<(Vec<Row>, Timestamp)> {
+    /// The device rows in id order, the backup set and the database's clock.
+    fn devices(&mut self, sql: &str) -> Result<(Vec<Row>, Option<BackupRow>, Timestamp)> {
         self.count();
         let user = self.store.user.as_str();
         let rows = self
@@ -436,14 +564,19 @@ impl Session<'_> {
         // every device row was locked.
         let last = rows.len().checked_sub(1);
         let mut devices = Vec::new();
+        let mut backup = None;
         let mut now = None;
         for r in 0..rows.len() {
-            match rows.get(r, 0) {
-                None if Some(r) == last => {
-                    now = rows.get(r, COLUMNS - 1).and_then(|v| v.parse().ok());
+            match (rows.get(r, 0), rows.get(r, CODES)) {
+                (None, _) if Some(r) == last => {
+                    now = rows.get(r, CLOCK).and_then(|v| v.parse().ok());
                 }
-                None => return Err(self.bad("the clock row is not the last".into())),
-                Some(_) => devices.push(self.row(&rows, r)?),
+                (None, _) => return Err(self.bad("the clock row is not the last".into())),
+                (Some(_), Some(codes)) if backup.is_none() => {
+                    backup = Some(self.backup_row(&rows, r, codes)?);
+                }
+                (Some(_), Some(_)) => return Err(self.bad("two backup sets".into())),
+                (Some(_), None) => devices.push(self.row(&rows, r)?),
             }
         }
         let now = now.ok_or_else(|| self.bad("no clock row".into()))?;
@@ -455,7 +588,170 @@ impl Session<'_> {
             )));
         }
         devices.sort_by_key(|(id, _)| *id);
-        Ok((devices, Timestamp::from_micros(now)))
+        Ok((devices, backup, Timestamp::from_micros(now)))
+    }
+
+    /// The backup set's row → a set, checked with the device file's rules.
+    fn backup_row(&self, rows: &pq::Rows, r: usize, codes: &str) -> Result<BackupRow> {
+        let bad = |key: &str, problem: &str| {
+            Error::Database(format!(
+                "PostgreSQL store, user {}: backup codes: column `{key}`: {problem}",
+                self.store.user
+            ))
+        };
+        let text = |c: usize, key: &str| rows.get(r, c).ok_or_else(|| bad(key, "is NULL"));
+        let time = |c: usize, key: &str| -> Result<Option<Timestamp>> {
+            rows.get(r, c)
+                .map(|v| {
+                    v.parse()
+                        .map(Timestamp::from_micros)
+                        .map_err(|_| bad(key, "not a timestamp"))
+                })
+                .transpose()
+        };
+        let id: i64 = text(0, "id")?
+            .parse()
+            .map_err(|_| bad("id", "not an integer"))?;
+        let django = matches!(self.store.settings.layout, Layout::DjangoOtp { .. });
+        let format: CodeFormat = if django {
+            CodeFormat::Plain
+        } else {
+            text(1, "format")?
+                .parse()
+                .map_err(|p: String| bad("format", &p))?
+        };
+        let confirmed = match text(2, "confirmed")? {
+            "t" => true,
+            "f" => false,
+            _ => return Err(bad("confirmed", "not a boolean")),
+        };
+        let (salt, params) = if django {
+            (Vec::new(), backup::DEFAULT_PARAMS)
+        } else {
+            let salt = backup::from_hex(text(3, "salt")?)
+                .filter(|s| (8..=64).contains(&s.len()))
+                .ok_or_else(|| bad("salt", "must be 8 to 64 bytes"))?;
+            let params: HashParams = text(4, "params")?
+                .parse()
+                .map_err(|p: String| bad("params", &p))?;
+            (salt, params)
+        };
+        let mut hashes = Vec::new();
+        let mut tokens = Vec::new();
+        for h in codes.split(',').filter(|h| !h.is_empty()) {
+            if django {
+                // `id:hex`. A token that cannot be a code here (empty, or
+                // longer than PLAIN_MAX bytes) is left out: never accepted
+                // through PAM, never deleted.
+                let (token_id, hex) = h
+                    .split_once(':')
+                    .ok_or_else(|| bad("token", "unexpected form"))?;
+                let token_id: i64 = token_id
+                    .parse()
+                    .map_err(|_| bad("token", "id not an integer"))?;
+                let clear = Zeroizing::new(
+                    backup::from_hex(hex).ok_or_else(|| bad("token", "unexpected form"))?,
+                );
+                if let Some(entry) = backup::plain_entry(&clear) {
+                    hashes.push(entry);
+                    tokens.push(token_id);
+                }
+                continue;
+            }
+            let h: [u8; backup::HASH_LEN] = backup::from_hex(h)
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| bad("codes", "each code is a hash of 32 bytes"))?;
+            hashes.push(h);
+        }
+        if hashes.len() > backup::MAX_CODES {
+            return Err(bad("codes", "too many codes"));
+        }
+        let count: u32 = text(13, "throttling_failure_count")?
+            .parse()
+            .map_err(|_| bad("throttling_failure_count", "out of range"))?;
+        let set = BackupCodes {
+            params,
+            salt,
+            format,
+            codes: hashes,
+            confirmed,
+            created_at: time(11, "created_at")?,
+            last_used_at: time(12, "last_used_at")?,
+            throttling_failure_count: count,
+            throttling_failure_timestamp: time(14, "throttling_failure_timestamp")?,
+        };
+        Ok(BackupRow { id, set, tokens })
+    }
+
+    /// The parameters `$16..` of the statement writing `set` (read as
+    /// `read`), and the number of tokens it deletes.
+    fn backup_params(
+        &self,
+        read: Option<&BackupRow>,
+        set: &BackupCodes,
+    ) -> Result<(Vec<Zeroizing<String>>, usize)> {
+        let t = |t: Option<Timestamp>| {
+            Zeroizing::new(t.map(|t| t.as_micros().to_string()).unwrap_or_default())
+        };
+        let user = Zeroizing::new(self.store.user.clone());
+        if matches!(self.store.settings.layout, Layout::PamTotp) {
+            if set.format == CodeFormat::Plain {
+                return Err(self.bad("a set of clear tokens for the pam-totp layout".into()));
+            }
+            return Ok((
+                vec![
+                    user,
+                    Zeroizing::new(set.params.to_string()),
+                    Zeroizing::new(backup::to_hex(&set.salt)),
+                    Zeroizing::new(set.format.name().to_owned()),
+                    Zeroizing::new(array(set.codes.iter().map(|h| Some(backup::to_hex(h))))),
+                    Zeroizing::new(if set.confirmed { "t" } else { "f" }.to_owned()),
+                    t(set.created_at),
+                    t(set.last_used_at),
+                    Zeroizing::new(set.throttling_failure_count.to_string()),
+                    t(set.throttling_failure_timestamp),
+                ],
+                0,
+            ));
+        }
+        // django-otp: only the state changes and used tokens go; the set
+        // itself is the Django site's to make.
+        let refused = || {
+            Error::Refused(
+                "with layout = \"django-otp\" backup codes (static tokens) are made by the \
+                 Django site"
+                    .into(),
+            )
+        };
+        let read = read.ok_or_else(refused)?;
+        if set.format != CodeFormat::Plain || set.salt != read.set.salt {
+            return Err(refused());
+        }
+        let mut kept = 0;
+        let mut used = Vec::new();
+        for (code, token) in read.set.codes.iter().zip(&read.tokens) {
+            if set.codes.get(kept) == Some(code) {
+                kept += 1;
+            } else {
+                used.push(Some(token.to_string()));
+            }
+        }
+        if kept != set.codes.len() {
+            return Err(refused());
+        }
+        let n = used.len();
+        Ok((
+            vec![
+                user,
+                Zeroizing::new(read.id.to_string()),
+                Zeroizing::new(array(used.into_iter())),
+                Zeroizing::new(if set.confirmed { "t" } else { "f" }.to_owned()),
+                t(set.last_used_at),
+                Zeroizing::new(set.throttling_failure_count.to_string()),
+                t(set.throttling_failure_timestamp),
+            ],
+            n,
+        ))
     }
 
     fn bad(&self, what: String) -> Error {
@@ -537,15 +833,39 @@ impl Session<'_> {
     /// Writes the difference between the rows as read and `next`: changed
     /// rows in one `UPDATE`; removed and added devices (totp-enroll only)
     /// in a `DELETE` and an `INSERT`.
-    fn write(&mut self, rows: &[Row], next: &DeviceFile) -> Result<()> {
+    /// A changed backup set is written in the statement of the changed
+    /// devices (one round trip); a removed one with a `DELETE`.
+    fn write(
+        &mut self,
+        rows: &[Row],
+        backup_read: Option<&BackupRow>,
+        next: &DeviceFile,
+    ) -> Result<()> {
         let plan = diff(rows, &next.devices);
         if !plan.ordered {
             // No change of ours reorders devices; one that did could not be
             // stored (the order is the rows' ids), so it is refused whole.
             return Err(self.bad("a change reorders the devices".into()));
         }
-        if !plan.updates.is_empty() {
-            let affected = self.apply(&self.store.sql.update.clone(), None, &plan.updates)?;
+        let backup_changed = next.backup.as_ref() != backup_read.map(|b| &b.set);
+        if let (Some(set), true) = (&next.backup, backup_changed) {
+            let (extra, used) = self.backup_params(backup_read, set)?;
+            let sql = self.store.sql.write_backup.clone();
+            let result = self.apply(&sql, None, &plan.updates, &extra)?;
+            let counts = (result.get(0, 0), result.get(0, 1), result.get(0, 2));
+            let want = (plan.updates.len().to_string(), used.to_string());
+            // A token deleted meanwhile (by the Django site, which locks
+            // nothing) is not a success: the whole attempt fails.
+            if counts != (Some(want.0.as_str()), Some("1"), Some(want.1.as_str())) {
+                return Err(self.bad(format!(
+                    "{counts:?} devices, backup sets and tokens written, not ({}, 1, {})",
+                    want.0, want.1
+                )));
+            }
+        } else if !plan.updates.is_empty() {
+            let affected = self
+                .apply(&self.store.sql.update.clone(), None, &plan.updates, &[])?
+                .affected();
             if affected != plan.updates.len() as u64 {
                 return Err(self.bad(format!(
                     "{affected} rows updated, not {}",
@@ -574,23 +894,40 @@ impl Session<'_> {
             let devices: Vec<(Option<i64>, &Device)> =
                 plan.inserts.iter().map(|d| (None, *d)).collect();
             let user = self.store.user.clone();
-            let affected = self.apply(&self.store.sql.insert.clone(), Some(&user), &devices)?;
+            let affected = self
+                .apply(&self.store.sql.insert.clone(), Some(&user), &devices, &[])?
+                .affected();
             if affected != devices.len() as u64 {
                 return Err(Error::Refused(format!(
                     "cannot add a device for {user}: no such user in the Django site's user table"
                 )));
             }
         }
+        if next.backup.is_none() && backup_read.is_some() {
+            let Some(sql) = self.store.sql.delete_backup.clone() else {
+                return Err(Error::Refused(
+                    "with layout = \"django-otp\" the static device is the Django site's to remove"
+                        .into(),
+                ));
+            };
+            self.count();
+            let user = self.store.user.clone();
+            self.conn
+                .query(&sql, &[Some(user.as_str())], self.deadline)
+                .map_err(|e| self.store.fail("cannot delete the backup codes", e))?;
+        }
         Ok(())
     }
 
-    /// Runs `sql` with the devices as arrays (`$1` the ids or the user).
+    /// Runs `sql` with the devices as arrays (`$1` the ids or the user),
+    /// then `extra` (`$16`, ...; empty text is NULL).
     fn apply(
         &mut self,
         sql: &str,
         user: Option<&str>,
         devices: &[(Option<i64>, &Device)],
-    ) -> Result<u64> {
+        extra: &[Zeroizing<String>],
+    ) -> Result<pq::Rows> {
         let col = |f: &dyn Fn(&Device) -> Option<String>| -> Zeroizing<String> {
             Zeroizing::new(array(devices.iter().map(|(_, d)| f(d))))
         };
@@ -618,7 +955,15 @@ impl Session<'_> {
             col(&|d| Some(d.throttling_failure_count.to_string())),
             col(&|d| t(d.throttling_failure_timestamp)),
         ];
-        let params: Vec<Option<&str>> = arrays.iter().map(|a| Some(a.as_str())).collect();
+        let params: Vec<Option<&str>> = arrays
+            .iter()
+            .map(|a| Some(a.as_str()))
+            .chain(
+                extra
+                    .iter()
+                    .map(|e| Some(e.as_str()).filter(|e| !e.is_empty())),
+            )
+            .collect();
         self.count();
         let rows = self.conn.query(sql, &params, self.deadline).map_err(|e| {
             match e.sqlstate.as_deref() {
@@ -629,7 +974,7 @@ impl Session<'_> {
                 _ => self.store.fail("cannot write the devices", e),
             }
         })?;
-        Ok(rows.affected())
+        Ok(rows)
     }
 }
 

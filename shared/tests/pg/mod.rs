@@ -482,7 +482,9 @@ impl Cluster {
         PgStore::new(&self.settings(&self.unix(), 3000), "nobody")
             .init_schema()
             .unwrap();
-        self.sql("GRANT SELECT, INSERT, UPDATE, DELETE ON pam_totp_device TO pamtotp");
+        self.sql(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON pam_totp_device, pam_totp_backup TO pamtotp",
+        );
     }
 
     pub fn settings(&self, conninfo: &str, deadline_ms: u32) -> PgSettings {
