@@ -312,6 +312,8 @@ impl Conn {
     /// as it is) before `deadline`. Adds `client_encoding=UTF8` and a
     /// fallback `application_name` of `pam_totp`.
     pub fn connect(conninfo: &str, deadline: Instant) -> Result<Conn> {
+        // libpq itself is loaded on the first connection (see `sys`).
+        sys::load().map_err(|e| Error::new(ErrorKind::Client, e))?;
         // libpq reads the environment when it starts and while it polls
         // (TLS files under $HOME): hidden for the whole connect.
         let _env = CleanEnv::new();
