@@ -275,10 +275,9 @@ fn bash_completes_subcommand_options_and_device_names() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn suggestions_made_while_acting_for_another_user_name_that_user() {
-    let Some(user) = TestUser::create("hint") else {
-        return;
-    };
+    let user = TestUser::new("hint");
     let env = Env::new();
     let out = env
         .enroll_nopath(
@@ -306,10 +305,9 @@ fn suggestions_made_while_acting_for_another_user_name_that_user() {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "needs root")]
 fn a_missing_home_directory_is_named_and_central_mode_suggested() {
-    let Some(user) = TestUser::create("home") else {
-        return;
-    };
+    let user = TestUser::new("home");
     let env = Env::new();
     let moved = user.home.with_extension("moved");
     fs::rename(&user.home, &moved).unwrap();

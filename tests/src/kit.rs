@@ -62,19 +62,6 @@ pub fn require_root(test: &str) {
     );
 }
 
-/// Older form of [`require_root`], for call sites written before the kit:
-/// it never returns `false`, so `if !skip_unless_root(..) { return; }`
-/// cannot turn into a pass; without root the test fails. (Mark such a test
-/// `#[cfg_attr(not_root, ignore = "needs root")]` so that a build without
-/// root reports it as ignored.)
-///
-/// # Panics
-/// When the process does not run as root.
-pub fn skip_unless_root(test: &str) -> bool {
-    require_root(test);
-    true
-}
-
 // ---------------------------------------------------------------------------
 // Accounts
 // ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ pub type Result<T> = std::result::Result<T, String>;
 const PYTHON: &str = "/usr/bin/python3";
 
 use crate::kit::write_file;
-pub use crate::kit::{random_hex, run, skip_unless_root, TestUser};
+pub use crate::kit::{random_hex, run, TestUser};
 pub use crate::pam::workspace_root;
 
 /// Absolute path of the module under test: the build [`crate::pam::module`]

@@ -240,12 +240,6 @@ impl TestUser {
         TestUser::create_named(&format!("enr{tag}{}", std::process::id() % 100_000))
     }
 
-    /// [`TestUser::new`], for call sites written before the kit: it is never
-    /// `None` (without root it fails instead of skipping).
-    pub fn create(tag: &str) -> Option<TestUser> {
-        Some(TestUser::new(tag))
-    }
-
     /// The account `name`, replacing a leftover of an interrupted run.
     pub fn create_named(name: &str) -> TestUser {
         TestUser(kit::TestUser::create(name).unwrap_or_else(|e| panic!("{e}")))
