@@ -21,6 +21,8 @@ const NOW: i64 = 1_764_310_000;
 /// Set (to a directory) when this binary is re-run under strace to make
 /// one login there.
 const HELPER_ENV: &str = "PAM_TOTP_REDTEAM2_LOGIN_DIR";
+/// Set with [`HELPER_ENV`]: the helper saves a change of devices instead.
+const CHANGE_ENV: &str = "PAM_TOTP_REDTEAM2_CHANGE";
 
 fn state() -> DeviceFile {
     let mut d = Device::new(
@@ -69,6 +71,18 @@ fn helper_one_right_code_login_in_the_directory_named_by_the_environment() {
     };
     let dir = std::path::PathBuf::from(dir);
     let store = store_in(&dir);
+    if std::env::var_os(CHANGE_ENV).is_some() {
+        // A change of devices (what `totp-enroll add` saves).
+        let mut next = state();
+        let mut second = next.devices[0].clone();
+        second.name = "tablet".into();
+        second.key = Secret::from_hex("00112233445566778899aabbccddeeff00112233").unwrap();
+        next.devices.push(second);
+        store
+            .update(|_, _| Ok::<_, shared::Error>(Change::Save(next, ())))
+            .unwrap();
+        return;
+    }
     let attempt = login::attempt(&store, &code(NOW), &Policy::default()).unwrap();
     assert!(
         matches!(attempt.login, Login::Accepted { .. }),
@@ -91,6 +105,21 @@ fn helper_one_right_code_login_in_the_directory_named_by_the_environment() {
 /// exchange, no in-place write until the directory has been fsynced.
 #[test]
 fn finding_r2_1_a_login_never_overwrites_the_inode_the_unsynced_directory_still_names() {
+    assert_no_in_place_write_after_an_unsynced_exchange(false);
+}
+
+/// Finding R2-2: the same for a change of devices (`totp-enroll add`,
+/// `remove`, ...): `Locked::save_staged` exchanges, then scrubs the spare
+/// (the old inode, which the directory on disk still names) in place,
+/// and only then does `Locked::save` fsync the directory. A crash during
+/// the scrub leaves the name on a file that is half old devices, half new
+/// (shared/src/store/file.rs, `save_staged`, the `if scrub` block).
+#[test]
+fn finding_r2_2_a_change_of_devices_never_scrubs_the_inode_the_unsynced_directory_still_names() {
+    assert_no_in_place_write_after_an_unsynced_exchange(true);
+}
+
+fn assert_no_in_place_write_after_an_unsynced_exchange(change: bool) {
     if Command::new("strace").arg("-V").output().is_err() {
         panic!("strace is needed (.ci/apt-packages)");
     }
@@ -121,6 +150,14 @@ fn finding_r2_1_a_login_never_overwrites_the_inode_the_unsynced_directory_still_
             "--test-threads=1",
         ])
         .env(HELPER_ENV, dir.path())
+        .env(
+            if change {
+                CHANGE_ENV
+            } else {
+                "PAM_TOTP_REDTEAM2_UNUSED"
+            },
+            "1",
+        )
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
