@@ -227,6 +227,9 @@ pub struct Resolved {
     pub first_pass: FirstPass,
     /// `stash_code`.
     pub stash_code: bool,
+    /// Where `stash_code` cuts the code off the answer: the site's code
+    /// length, the settings' `[enroll] digits` (default 6).
+    pub stash_digits: u32,
     /// The prompt text: `prompt=`, else the default for the mode.
     pub prompt: String,
     /// `echo`.
@@ -267,6 +270,7 @@ impl Resolved {
             nullok: args.nullok,
             first_pass: args.first_pass,
             stash_code: args.stash_code,
+            stash_digits: settings.enroll.digits,
             prompt: args
                 .prompt
                 .clone()

@@ -145,22 +145,21 @@ pub fn authenticate(host: &mut dyn Host, args: &[&[u8]]) -> Result<Outcome, Erro
     }
 }
 
-/// `stash_code`, the first of the two `forward_pass` lines: one prompt for
-/// password and code, the password handed on as `PAM_AUTHTOK`, the code
-/// kept for the `use_stored_code` line after the password module. It runs
-/// before the first factor, so it treats every user alike: the same
-/// prompt, no throttle state read, nothing verified, nothing counted
+/// `stash_code`, the first of the two lines that replace `forward_pass`: one
+/// prompt for password and code, the password handed on as `PAM_AUTHTOK`,
+/// the code (the last `[enroll] digits` characters) kept for the
+/// `use_stored_code` line after the password module. It runs before the
+/// first factor, so it treats every user alike: the same prompt, no store
+/// read, nothing verified, nothing counted
 /// (docs/design.md §6, "Before the first factor"; issue 11, finding 2).
 fn stash(host: &mut dyn Host, cfg: &Resolved) -> Result<Outcome, Error> {
     let name = host.user().map_err(|c| Error::Pam("pam_get_user", c))?;
-    // Where to cut: the digits of the user's first confirmed device. Any
-    // error is the verifying line's to report.
-    let digits = match UserInfo::by_name(&name) {
-        Ok(Some(user)) => Store::for_user(&cfg.template, &user)
-            .map(|store| login::code_length(&store))
-            .unwrap_or(DEFAULT_DIGITS),
-        _ => DEFAULT_DIGITS,
-    };
+    // Where to cut: the site's code length (`[enroll] digits`), the same for
+    // every user. No store is read before the first factor: a database
+    // would be contacted by anyone who types a name, a device file's
+    // timing would tell enrolled users apart, and a file left over from
+    // before a move to PostgreSQL would decide (red-team finding R2-3).
+    let digits = cfg.stash_digits;
     let answer = ask(host, cfg)?;
     let code = if answer.len() > MAX_ANSWER_LEN {
         Answer::new(OVERLONG.to_owned())

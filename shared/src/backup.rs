@@ -271,6 +271,15 @@ pub struct BackupCodes {
     pub throttling_failure_timestamp: Option<Timestamp>,
 }
 
+impl Drop for BackupCodes {
+    /// The codes are hashes, or for a Django site's set its tokens in
+    /// clear (red-team finding R2-4): wiped either way, every copy.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.codes.zeroize();
+    }
+}
+
 impl fmt::Debug for BackupCodes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackupCodes")

@@ -77,20 +77,6 @@ pub fn prepared(file: &DeviceFile, now: Timestamp, policy: &Policy) -> Prepared 
     }
 }
 
-/// The length of code to cut off a `forward_pass` answer: the digits of the
-/// first confirmed device, throttled or not, else [`DEFAULT_DIGITS`]. It
-/// is read before the first factor, so it says nothing else: a throttled
-/// user, an unenrolled one and an unreadable file all give a length, and
-/// the verifying line reports any error later.
-pub fn code_length(store: &Store) -> u32 {
-    store
-        .read()
-        .ok()
-        .and_then(|snap| snap.devices)
-        .and_then(|file| file.devices.iter().find(|d| d.confirmed).map(|d| d.digits))
-        .unwrap_or(DEFAULT_DIGITS)
-}
-
 /// Phase 2: one transaction that verifies `input` against every confirmed
 /// device and durably stores the outcome (success or counted failure). If
 /// the save fails, this returns the error and the login must fail.

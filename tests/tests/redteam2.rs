@@ -44,7 +44,9 @@ fn finding_r2_3_stash_code_cuts_an_8_digit_code_of_the_postgresql_store_at_6() {
     fs::write(
         &cfg,
         format!(
-            "[store]\nbackend = \"postgresql\"\nconninfo = \"{}\"\ndeadline_ms = 2000\n",
+            // The site's code length, which stash_code cuts at (it reads no
+            // store before the first factor; the fix of R2-3).
+            "[enroll]\ndigits = 8\n[store]\nbackend = \"postgresql\"\nconninfo = \"{}\"\ndeadline_ms = 2000\n",
             cluster.unix()
         ),
     )

@@ -513,10 +513,12 @@ impl Locked {
     }
 
     /// [`Locked::save`] without the final fsync of the directory: the new
-    /// content is on disk (written in place and fsynced before the
-    /// exchange, so a crash never shows a torn file) and visible to every
-    /// process at once, but which of the two inodes has the name after a
-    /// crash is only settled by the next [`Locked::sync_dir`] (or save).
+    /// content is on disk (written in place and fdatasynced before the
+    /// exchange) and visible to every process at once, but which of the two
+    /// inodes has the name after a crash is only settled by the next
+    /// [`Locked::sync_dir`]. Nothing writes over the other inode before that
+    /// (the next save or scrub syncs first), so a crash never shows a torn
+    /// file.
     /// The login stores its failure this way before it compares the code:
     /// what makes it count is that every process sees it, and the final
     /// save of the same transaction makes it durable.
@@ -532,6 +534,10 @@ impl Locked {
         self.stage_bytes(text.as_bytes())?;
         self.devices = Some(devices.clone());
         if scrub {
+            // The spare is the old file, which the directory on disk names
+            // until the exchange is durable: sync first, or a crash during
+            // the scrub would show a torn file (red-team finding R2-2).
+            self.sync_dir()?;
             // Best effort: the file itself is saved; a spare that keeps its
             // old text is only overwritten at the next save.
             if let Some(spare) = self.spare.as_mut() {
@@ -565,6 +571,11 @@ impl Locked {
         if self.lock.is_none() {
             return self.create(bytes);
         }
+        // After an unsynced exchange the spare is the inode the directory
+        // on disk still names: make the exchange durable before writing
+        // over it, or a crash during the write would show a torn file
+        // (red-team finding R2-1).
+        self.sync_dir()?;
         let spare_name = spare_name(&self.name);
         let spare_path = self.dir_path.join(&spare_name);
         if self.spare.is_none() {
