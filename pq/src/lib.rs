@@ -386,14 +386,6 @@ impl Conn {
         Error::new(kind, primary_lines(&msg.unwrap_or_default()))
     }
 
-    /// True when no transaction is open and no statement is half-way.
-    pub fn is_idle(&self) -> bool {
-        // SAFETY: a live connection.
-        !self.broken
-            && self.status() == sys::CONNECTION_OK
-            && unsafe { sys::PQtransactionStatus(self.raw.as_ptr()) } == sys::PQTRANS_IDLE
-    }
-
     /// Runs `sql` with the simple query protocol: no parameters, any number
     /// of statements (one round trip). For fixed text only, such as
     /// `BEGIN; SET LOCAL ...` with values this program computed. Returns

@@ -50,9 +50,6 @@ pub const PGRES_EMPTY_QUERY: c_int = 0;
 pub const PGRES_COMMAND_OK: c_int = 1;
 pub const PGRES_TUPLES_OK: c_int = 2;
 
-// PGTransactionStatusType
-pub const PQTRANS_IDLE: c_int = 0;
-
 /// `PG_DIAG_SQLSTATE`.
 pub const PG_DIAG_SQLSTATE: c_int = b'C' as c_int;
 /// `PG_DIAG_SEVERITY`.
@@ -168,7 +165,6 @@ libpq! {
     ) -> *mut PGconn = std::ptr::null_mut();
     fn PQconnectPoll(conn: *mut PGconn) -> c_int = PGRES_POLLING_FAILED;
     fn PQstatus(conn: *const PGconn) -> c_int = CONNECTION_BAD;
-    fn PQtransactionStatus(conn: *const PGconn) -> c_int = -1;
     fn PQsocket(conn: *const PGconn) -> c_int = -1;
     fn PQerrorMessage(conn: *const PGconn) -> *const c_char = std::ptr::null();
     fn PQfinish(conn: *mut PGconn) = ();

@@ -221,16 +221,6 @@ pub fn import(store: &Store, device: &Device, backup: Option<&BackupCodes>) -> R
     })
 }
 
-/// Stores `set` as the user's backup codes, replacing any old set; the
-/// file must exist.
-pub fn set_backup_codes(store: &Store, set: &BackupCodes) -> Result<()> {
-    store.update(|file, _| {
-        let mut file = file.cloned().ok_or_else(|| no_devices(store))?;
-        file.backup = Some(set.clone());
-        Ok(Change::Save(file, ()))
-    })
-}
-
 /// How many backup codes the user has left; `None`: no set (or no file).
 pub fn backup_count(store: &Store) -> Result<Option<usize>> {
     Ok(store
