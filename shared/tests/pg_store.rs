@@ -300,9 +300,19 @@ fn a_tls_connection_with_verify_full_works_and_a_wrong_ca_is_refused() {
     put(&store, vec![device("phone")]);
     let a = login::attempt(&store, &code_now(), &Policy::default()).unwrap();
     assert!(matches!(a.login, Login::Accepted { .. }), "{:?}", a.login);
-    let ssl = pg.value(
-        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl",
-    );
+    // The server's backend leaves pg_stat_activity a moment after the
+    // client hangs up (it exits on its own time): wait up to 5 s for it.
+    let open_tls = || {
+        pg.value(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl",
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut ssl = open_tls();
+    while ssl.as_deref() != Some("0") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        ssl = open_tls();
+    }
     assert_eq!(ssl.as_deref(), Some("0"), "no TLS session is left open");
     // (verify-full cannot fall back to plain TCP: that login was TLS.)
     // Trusting another certificate than the CA that signed the server's:
