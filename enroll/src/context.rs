@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{geteuid, getuid};
+use posix::unistd::{geteuid, getuid};
 use shared::config::{Settings, DEFAULT_CONFIG};
 use shared::device::{Device, Params};
 use shared::otpauth::{config_url, UrlParams};
@@ -145,7 +145,7 @@ pub fn issuer(settings: &Settings, flag: Option<&str>) -> Option<String> {
     if let Some(i) = &settings.issuer {
         return Some(i.clone());
     }
-    nix::unistd::gethostname()
+    posix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty())

@@ -14,7 +14,7 @@ use shared::Timestamp;
 
 /// The user running the tests (the account the devices are for).
 fn me() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
+    posix::unistd::User::from_uid(posix::unistd::getuid())
         .unwrap()
         .unwrap()
         .name
@@ -509,7 +509,7 @@ fn config_urls_equal_every_django_otp_vector_byte_for_byte() {
 
 #[test]
 fn issuer_comes_from_the_flag_then_the_settings_then_the_host_name() {
-    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let host = posix::unistd::gethostname().unwrap().into_string().unwrap();
     let counter = std::cell::Cell::new(0);
     let url = |env: &Env, extra: &[&str]| -> String {
         let mut args = vec!["add", "--json", "--no-confirm", "--key", RFC_KEY, "--name"];

@@ -144,7 +144,7 @@ fn set_changes_tolerance_and_name_and_needs_one_of_them() {
         out.stdout.trim_end(),
         format!(
             "Device `default` of {}: renamed to `phone`, tolerance ±2.",
-            nix::unistd::User::from_uid(nix::unistd::getuid())
+            posix::unistd::User::from_uid(posix::unistd::getuid())
                 .unwrap()
                 .unwrap()
                 .name

@@ -210,7 +210,7 @@ impl CleanEnv {
             .filter(|k| k.as_bytes().starts_with(b"PG"))
             .collect();
         if let Some(home) = std::env::var_os("HOME") {
-            let own = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            let own = posix::unistd::User::from_uid(posix::unistd::geteuid())
                 .ok()
                 .flatten()
                 .map(|u| u.dir.into_os_string());

@@ -21,8 +21,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use nix::time::{clock_gettime, ClockId};
-
 use shared::backup::{check, BackupCodes, Verdict, DEFAULT_PARAMS};
 use shared::verify::Policy;
 use shared::Timestamp;
@@ -32,9 +30,7 @@ const ATTEMPTS: usize = 1000;
 const TARGET_P99_MS: f64 = 5.0;
 
 fn cpu_now() -> Duration {
-    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap()
+    posix::time::thread_cpu_time().unwrap()
 }
 
 fn stats(mut ms: Vec<f64>) -> (f64, f64, f64) {

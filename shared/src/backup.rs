@@ -311,7 +311,7 @@ pub struct NewSet {
 pub type RandomError = String;
 
 fn random(buf: &mut [u8]) -> std::result::Result<(), RandomError> {
-    getrandom::fill(buf).map_err(|e| format!("cannot get random bytes from the OS: {e}"))
+    posix::random::getrandom(buf).map_err(|e| format!("cannot get random bytes from the OS: {e}"))
 }
 
 impl BackupCodes {
@@ -506,7 +506,7 @@ pub fn verify(
 }
 
 /// Reads a `[backup_codes]` table; errors name the file, line and key.
-pub(crate) fn parse_table(f: &mut Fields<'_, '_>) -> Result<BackupCodes> {
+pub(crate) fn parse_table(f: &mut Fields<'_>) -> Result<BackupCodes> {
     match f.string("hash")? {
         Some(("argon2id", _)) => {}
         Some((other, span)) => {

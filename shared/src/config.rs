@@ -242,7 +242,7 @@ pub fn is_identifier(s: &str, qualified: bool) -> bool {
     }
 }
 
-fn parse_store(f: &mut Fields<'_, '_>) -> Result<StoreSettings> {
+fn parse_store(f: &mut Fields<'_>) -> Result<StoreSettings> {
     let backend = f.string("backend")?;
     let postgresql = match backend {
         None => false,

@@ -420,7 +420,7 @@ impl std::fmt::Write for Measure {
     }
 }
 
-fn parse_device(f: &mut Fields<'_, '_>) -> Result<Device> {
+fn parse_device(f: &mut Fields<'_>) -> Result<Device> {
     let (name, name_span) = f.string("name")?.ok_or_else(|| f.missing("name"))?;
     validate_name(name).map_err(|p| f.error_at("name", Some(name_span), p))?;
     let (key_hex, key_span) = f.string("key")?.ok_or_else(|| f.missing("key"))?;

@@ -13,9 +13,9 @@ use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::fcntl::{open, openat, OFlag};
-use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+use posix::fcntl::{open, openat, OFlag};
+use posix::stat::{fstat, FileStat, Mode, SFlag};
+use posix::Errno;
 use zeroize::Zeroizing;
 
 use crate::device::MAX_FILE_SIZE;

@@ -8,8 +8,6 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use toml_datetime::{Date, Datetime, Offset, Time};
-
 const MICROS: i64 = 1_000_000;
 
 /// An instant: microseconds since the unix epoch, UTC.
@@ -63,48 +61,147 @@ impl Timestamp {
     }
 
     /// The TOML offset datetime in UTC (`2026-11-28T06:13:19Z`, with a
-    /// fraction only when there is one).
-    pub fn to_toml(self) -> Datetime {
+    /// fraction only when there is one, trailing zeros dropped).
+    pub fn to_toml(self) -> String {
         let secs = self.0.div_euclid(MICROS);
         let micros = self.0.rem_euclid(MICROS);
-        let days = secs.div_euclid(86_400);
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        Datetime {
-            date: Some(Date {
-                year: u16::try_from(y.clamp(0, 9999)).unwrap_or(9999),
-                month: m,
-                day: d,
-            }),
-            time: Some(Time {
-                hour: (sod / 3600) as u8,
-                minute: (sod % 3600 / 60) as u8,
-                second: Some((sod % 60) as u8),
-                nanosecond: (micros != 0).then_some((micros * 1000) as u32),
-            }),
-            offset: Some(Offset::Z),
+        let mut text = format!(
+            "{:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            y.clamp(0, 9999),
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        );
+        if micros != 0 {
+            let fraction = format!("{micros:06}");
+            text.push('.');
+            text.push_str(fraction.trim_end_matches('0'));
         }
+        text.push('Z');
+        text
     }
 
-    /// Reads a TOML offset datetime. Local datetimes (no offset) are refused:
-    /// an instant must say which time zone it is in.
-    pub fn from_toml(dt: &Datetime) -> Result<Self, String> {
-        let (Some(date), Some(time), Some(offset)) = (dt.date, dt.time, dt.offset) else {
-            return Err(format!(
-                "`{dt}` is not a date-time with an offset; write UTC, e.g. 2026-11-28T06:13:19Z"
-            ));
-        };
-        let days = days_from_civil(i64::from(date.year), date.month, date.day);
-        let secs = days * 86_400
-            + i64::from(time.hour) * 3600
-            + i64::from(time.minute) * 60
-            + i64::from(time.second.unwrap_or(0));
-        let offset_secs = match offset {
-            Offset::Z => 0,
-            Offset::Custom { minutes } => i64::from(minutes) * 60,
-        };
-        let micros = i64::from(time.nanosecond.unwrap_or(0) / 1000);
-        Ok(Timestamp((secs - offset_secs) * MICROS + micros))
+    /// Reads a TOML offset datetime as the TOML parser shows it (RFC 3339:
+    /// `2026-11-28T06:13:19.5+02:00`; seconds may be left out, as TOML 1.1
+    /// allows). Local datetimes, dates and times (no offset) are refused:
+    /// an instant must say which time zone it is in. Digits past the
+    /// microsecond are dropped.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        parse_offset_datetime(text.as_bytes()).ok_or_else(|| {
+            format!(
+                "`{}` is not a date-time with an offset; write UTC, e.g. 2026-11-28T06:13:19Z",
+                text.escape_debug()
+            )
+        })
+    }
+}
+
+/// `YYYY-MM-DD[Tt ]HH:MM[:SS[.F+]](Z|z|[+-]HH:MM)`; `None` for anything
+/// else, or a field out of range.
+fn parse_offset_datetime(b: &[u8]) -> Option<Timestamp> {
+    let mut p = Cursor { b, at: 0 };
+    let year = p.digits(4)?;
+    p.byte(b'-')?;
+    let month = p.digits(2)?;
+    p.byte(b'-')?;
+    let day = p.digits(2)?;
+    match p.next()? {
+        b'T' | b't' | b' ' => {}
+        _ => return None,
+    }
+    let hour = p.digits(2)?;
+    p.byte(b':')?;
+    let minute = p.digits(2)?;
+    let mut second = 0;
+    let mut micros = 0;
+    if p.peek() == Some(b':') {
+        p.at += 1;
+        second = p.digits(2)?;
+        if p.peek() == Some(b'.') {
+            p.at += 1;
+            let start = p.at;
+            while p.peek().is_some_and(|c| c.is_ascii_digit()) {
+                if p.at - start < 6 {
+                    micros = micros * 10 + i64::from(b[p.at] - b'0');
+                }
+                p.at += 1;
+            }
+            let n = p.at - start;
+            if n == 0 {
+                return None;
+            }
+            micros *= 10_i64.pow(6 - n.min(6) as u32);
+        }
+    }
+    let offset_secs = match p.next()? {
+        b'Z' | b'z' => 0,
+        sign @ (b'+' | b'-') => {
+            let h = p.digits(2)?;
+            p.byte(b':')?;
+            let m = p.digits(2)?;
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = h * 3600 + m * 60;
+            if sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    let days_in_month = match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    // 60: a leap second, which TOML allows; counted as the next second.
+    if p.at != b.len() || day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month as u8, day as u8);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(Timestamp((secs - offset_secs) * MICROS + micros))
+}
+
+/// A position in the bytes of a datetime.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.at += 1;
+        Some(c)
+    }
+
+    fn byte(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    /// Exactly `n` ASCII digits as a number.
+    fn digits(&mut self, n: usize) -> Option<i64> {
+        let mut v = 0;
+        for _ in 0..n {
+            let c = self.next()?;
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
     }
 }
 
@@ -153,23 +250,68 @@ mod tests {
     }
 
     #[test]
-    fn microseconds_survive_a_round_trip_through_toml() {
-        for micros in [0, 1, 999_999, 1_700_000_001_500_000, 4_102_444_800_000_001] {
+    fn microseconds_survive_a_round_trip_through_the_text() {
+        for micros in [
+            0,
+            1,
+            10,
+            999_999,
+            1_700_000_001_500_000,
+            4_102_444_800_000_001,
+        ] {
             let t = Timestamp::from_micros(micros);
             let text = t.to_string();
-            let parsed: Datetime = text.parse().unwrap();
-            assert_eq!(Timestamp::from_toml(&parsed).unwrap(), t, "{text}");
+            assert_eq!(Timestamp::from_toml(&text).unwrap(), t, "{text}");
         }
+        assert_eq!(
+            Timestamp::from_micros(1_700_000_001_500_000).to_string(),
+            "2023-11-14T22:13:21.5Z"
+        );
     }
 
     #[test]
     fn offsets_are_converted_to_utc_and_local_times_refused() {
-        let dt: Datetime = "2023-11-15T00:13:20+02:00".parse().unwrap();
         assert_eq!(
-            Timestamp::from_toml(&dt).unwrap(),
+            Timestamp::from_toml("2023-11-15T00:13:20+02:00").unwrap(),
             Timestamp::from_secs(1_700_000_000)
         );
-        let local: Datetime = "2023-11-15T00:13:20".parse().unwrap();
-        assert!(Timestamp::from_toml(&local).is_err());
+        assert_eq!(
+            Timestamp::from_toml("2023-11-14T17:43:20-04:30").unwrap(),
+            Timestamp::from_secs(1_700_000_000)
+        );
+        for local in ["2023-11-15T00:13:20", "2023-11-15", "00:13:20", ""] {
+            let e = Timestamp::from_toml(local).unwrap_err();
+            assert!(e.contains("not a date-time with an offset"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_forms_toml_allows_are_read_and_malformed_ones_refused() {
+        let t = Timestamp::from_secs(1_700_000_000);
+        for text in [
+            "2023-11-14T22:13:20Z",
+            "2023-11-14t22:13:20z",
+            "2023-11-14 22:13:20Z",
+            "2023-11-14T22:13:20.000Z",
+            "2023-11-14T22:13:20.0000009Z",
+        ] {
+            assert_eq!(Timestamp::from_toml(text).unwrap(), t, "{text}");
+        }
+        assert_eq!(
+            Timestamp::from_toml("2023-11-14T22:13Z").unwrap(),
+            Timestamp::from_secs(1_700_000_000 - 20)
+        );
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2023-13-01T00:00:00Z",
+            "2023-11-14T24:00:00Z",
+            "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20Zjunk",
+            "2023-11-14T22:13:20+2:00",
+            "23-11-14T22:13:20Z",
+        ] {
+            assert!(Timestamp::from_toml(bad).is_err(), "{bad}");
+        }
+        assert!(Timestamp::from_toml("2024-02-29T00:00:00Z").is_ok());
     }
 }

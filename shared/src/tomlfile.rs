@@ -4,8 +4,8 @@
 use std::ops::Range;
 use std::path::Path;
 
-use toml::de::{DeTable, DeValue};
-use toml::Spanned;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -17,11 +17,19 @@ pub(crate) struct Doc<'a> {
 }
 
 impl<'a> Doc<'a> {
-    /// Parses `text`; a syntax error names the line.
-    pub fn parse(path: &'a Path, text: &'a str) -> Result<(Self, Spanned<DeTable<'a>>)> {
+    /// Parses `text`; a syntax error names the line. The returned table
+    /// keeps where each key and value is, and wipes its strings (which hold
+    /// device keys) when dropped.
+    pub fn parse(path: &'a Path, text: &'a str) -> Result<(Self, Spanned<Table>)> {
         let doc = Doc { path, text };
-        match DeTable::parse(text) {
-            Ok(table) => Ok((doc, table)),
+        match toml::from_str::<Table>(text) {
+            Ok(table) => Ok((
+                doc,
+                Spanned {
+                    value: table,
+                    span: 0..0,
+                },
+            )),
             Err(e) => {
                 let line = e.span().map(|s| doc.line_of(s.start));
                 let message = e.message().trim().replace('\n', "; ");
@@ -56,25 +64,245 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// A TOML value, as read by the `toml` crate through serde, so that the
+/// same code builds with the toml Debian 13 packages (0.8) and the current
+/// one (1): both implement serde's data model and serde_spanned's span
+/// protocol, while their own tree types differ.
+#[derive(Debug)]
+pub(crate) enum Value {
+    /// Wiped when dropped: a device key is a string.
+    String(Zeroizing<String>),
+    /// Wide enough for any integer a parser hands over (toml 1 gives
+    /// numbers past i64 as i128), so that range errors stay ours and
+    /// never quote a long number.
+    Integer(i128),
+    /// Its value is never needed: no setting is a float.
+    Float,
+    Boolean(bool),
+    /// The RFC 3339 text the parser gives for any TOML date or time.
+    Datetime(String),
+    Array(Vec<Spanned<Value>>),
+    Table(Table),
+}
+
+impl Value {
+    /// The TOML name of the value's type, for errors.
+    fn type_str(&self) -> &'static str {
+        match self {
+            Value::String(_) => "string",
+            Value::Integer(_) => "integer",
+            Value::Float => "float",
+            Value::Boolean(_) => "boolean",
+            Value::Datetime(_) => "datetime",
+            Value::Array(_) => "array",
+            Value::Table(_) => "table",
+        }
+    }
+}
+
+/// A table: its keys in order, each with its span and its value's.
+#[derive(Debug, Default)]
+pub(crate) struct Table(Vec<(Spanned<String>, Spanned<Value>)>);
+
+/// A value and the byte range it came from (`0..0` when the parser gave
+/// none).
+#[derive(Debug)]
+pub(crate) struct Spanned<T> {
+    pub value: T,
+    pub span: Range<usize>,
+}
+
+impl<T> Spanned<T> {
+    pub fn get_ref(&self) -> &T {
+        &self.value
+    }
+
+    pub fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+}
+
+/// The names of serde_spanned's protocol, the same in 0.6 (toml 0.8) and 1
+/// (toml 1): a spanned value is asked for as a struct of this name, and a
+/// parser that knows where the value is answers with a map of these fields.
+const SPANNED: &str = "$__serde_spanned_private_Spanned";
+const SPANNED_START: &str = "$__serde_spanned_private_start";
+const SPANNED_END: &str = "$__serde_spanned_private_end";
+const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
+const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
+/// toml_datetime's (0.6 and 1): a datetime is a map of one entry, this key
+/// and the datetime's text.
+const DATETIME: &str = "$__toml_private_datetime";
+
+/// Reads `T` with its span when the parser offers one, and without
+/// (`0..0`) when it does not, e.g. for the key of a datetime's map.
+struct SpannedVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for SpannedVisitor<T> {
+    type Value = Spanned<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a TOML value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let (mut start, mut end) = (None, None);
+        loop {
+            match map.next_key::<FieldName>()?.map(|k| k.0) {
+                Some(k) if k == SPANNED_START => start = Some(map.next_value::<usize>()?),
+                Some(k) if k == SPANNED_END => end = Some(map.next_value::<usize>()?),
+                Some(k) if k == SPANNED_VALUE => {
+                    let value = map.next_value::<T>()?;
+                    let span = match (start, end) {
+                        (Some(s), Some(e)) if s <= e => s..e,
+                        _ => 0..0,
+                    };
+                    return Ok(Spanned { value, span });
+                }
+                _ => return Err(de::Error::custom("unexpected spanned-value field")),
+            }
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        let value = T::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+        Ok(Spanned { value, span: 0..0 })
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+        let value = T::deserialize(de::value::StringDeserializer::<E>::new(v))?;
+        Ok(Spanned { value, span: 0..0 })
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_struct(
+            SPANNED,
+            SPANNED_FIELDS,
+            SpannedVisitor(std::marker::PhantomData),
+        )
+    }
+}
+
+/// A field name of one of the private protocols, or a key (never a value).
+struct FieldName(String);
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(FieldName)
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Table {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match d.deserialize_any(ValueVisitor)? {
+            Value::Table(t) => Ok(t),
+            other => Err(de::Error::custom(format!(
+                "expected a table, found {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a TOML value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Boolean(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::Integer(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::Integer(v.into()))
+    }
+
+    fn visit_i128<E>(self, v: i128) -> std::result::Result<Value, E> {
+        Ok(Value::Integer(v))
+    }
+
+    /// Past i128: saturated, which is out of every range all the same.
+    fn visit_u128<E>(self, v: u128) -> std::result::Result<Value, E> {
+        Ok(Value::Integer(i128::try_from(v).unwrap_or(i128::MAX)))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Value, E> {
+        Ok(Value::Float)
+    }
+
+    /// Copied into a buffer that is wiped when dropped.
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        let mut s = Zeroizing::new(String::with_capacity(v.len()));
+        s.push_str(v);
+        Ok(Value::String(s))
+    }
+
+    /// Kept without a copy: this very buffer is wiped when dropped.
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(Zeroizing::new(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Value>>()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            if entries.is_empty() && key.value == DATETIME {
+                let text = map.next_value::<String>()?;
+                return Ok(Value::Datetime(text));
+            }
+            let value = map.next_value::<Spanned<Value>>()?;
+            entries.push((key, value));
+        }
+        Ok(Value::Table(Table(entries)))
+    }
+}
+
 /// A string value and where it is.
 pub(crate) type Located<'d> = (&'d str, Range<usize>);
 
 /// Reads the keys of one table, tracking which were read so that any key
 /// left over is reported as unknown.
-pub(crate) struct Fields<'d, 'i> {
+pub(crate) struct Fields<'d> {
     doc: &'d Doc<'d>,
     /// Dotted prefix for error messages: "" at the top, "device[2]" inside.
     prefix: String,
-    entries: Vec<(&'d str, Range<usize>, &'d Spanned<DeValue<'i>>, bool)>,
+    entries: Vec<(&'d str, Range<usize>, &'d Spanned<Value>, bool)>,
     /// Where the table starts, for "missing key" errors.
     span: Range<usize>,
 }
 
-impl<'d, 'i> Fields<'d, 'i> {
-    pub fn new(doc: &'d Doc<'d>, table: &'d DeTable<'i>, span: Range<usize>, prefix: &str) -> Self {
+impl<'d> Fields<'d> {
+    pub fn new(doc: &'d Doc<'d>, table: &'d Table, span: Range<usize>, prefix: &str) -> Self {
         let entries = table
+            .0
             .iter()
-            .map(|(k, v)| (k.get_ref().as_ref(), k.span(), v, false))
+            .map(|(k, v)| (k.value.as_str(), k.span(), v, false))
             .collect();
         Fields {
             doc,
@@ -94,13 +322,13 @@ impl<'d, 'i> Fields<'d, 'i> {
     }
 
     /// The value of `key` and its span, marking it read.
-    pub fn take(&mut self, key: &str) -> Option<(&'d DeValue<'i>, Range<usize>)> {
+    pub fn take(&mut self, key: &str) -> Option<(&'d Value, Range<usize>)> {
         let entry = self.entries.iter_mut().find(|e| e.0 == key)?;
         entry.3 = true;
         Some((entry.2.get_ref(), entry.2.span()))
     }
 
-    fn type_error(&self, key: &str, span: Range<usize>, want: &str, got: &DeValue<'_>) -> Error {
+    fn type_error(&self, key: &str, span: Range<usize>, want: &str, got: &Value) -> Error {
         self.doc.error(
             span,
             &self.name(key),
@@ -129,18 +357,17 @@ impl<'d, 'i> Fields<'d, 'i> {
         let Some((value, span)) = self.take(key) else {
             return Ok(None);
         };
-        let DeValue::Integer(i) = value else {
+        let Value::Integer(n) = value else {
             return Err(self.type_error(key, span, "an integer", value));
         };
-        let parsed = i64::from_str_radix(i.as_str(), i.radix()).ok();
-        match parsed {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        match *n {
+            n if (i128::from(min)..=i128::from(max)).contains(&n) => Ok(Some(n as i64)),
             // A short number is quoted; a long one may be a key pasted
             // into the wrong field (issue 11, finding 7).
-            _ if i.as_str().len() <= MAX_QUOTED_NUMBER => Err(self.error_at(
+            n if n.to_string().len() <= MAX_QUOTED_NUMBER => Err(self.error_at(
                 key,
                 Some(span),
-                format!("{} is out of range; allowed: {min} to {max}", i.as_str()),
+                format!("{n} is out of range; allowed: {min} to {max}"),
             )),
             _ => Err(self.error_at(
                 key,
@@ -156,7 +383,7 @@ impl<'d, 'i> Fields<'d, 'i> {
             return Ok(None);
         };
         match value {
-            DeValue::String(s) => Ok(Some((s.as_ref(), span))),
+            Value::String(s) => Ok(Some((s.as_str(), span))),
             other => Err(self.type_error(key, span, "a string", other)),
         }
     }
@@ -166,13 +393,13 @@ impl<'d, 'i> Fields<'d, 'i> {
         let Some((value, span)) = self.take(key) else {
             return Ok(None);
         };
-        let DeValue::Array(items) = value else {
+        let Value::Array(items) = value else {
             return Err(self.type_error(key, span, "an array of strings", value));
         };
         items
             .iter()
             .map(|item| match item.get_ref() {
-                DeValue::String(s) => Ok((s.as_ref(), item.span())),
+                Value::String(s) => Ok((s.as_str(), item.span())),
                 other => Err(self.type_error(key, item.span(), "a string", other)),
             })
             .collect::<Result<Vec<_>>>()
@@ -185,7 +412,7 @@ impl<'d, 'i> Fields<'d, 'i> {
             return Ok(None);
         };
         match value {
-            DeValue::Boolean(b) => Ok(Some(*b)),
+            Value::Boolean(b) => Ok(Some(*b)),
             other => Err(self.type_error(key, span, "true or false", other)),
         }
     }
@@ -196,7 +423,7 @@ impl<'d, 'i> Fields<'d, 'i> {
             return Ok(None);
         };
         match value {
-            DeValue::Datetime(dt) => Timestamp::from_toml(dt)
+            Value::Datetime(dt) => Timestamp::from_toml(dt)
                 .map(Some)
                 .map_err(|problem| self.error_at(key, Some(span), problem)),
             other => {
@@ -206,28 +433,28 @@ impl<'d, 'i> Fields<'d, 'i> {
     }
 
     /// A sub-table, if present.
-    pub fn table(&mut self, key: &str) -> Result<Option<(&'d DeTable<'i>, Range<usize>)>> {
+    pub fn table(&mut self, key: &str) -> Result<Option<(&'d Table, Range<usize>)>> {
         let Some((value, span)) = self.take(key) else {
             return Ok(None);
         };
         match value {
-            DeValue::Table(t) => Ok(Some((t, span))),
+            Value::Table(t) => Ok(Some((t, span))),
             other => Err(self.type_error(key, span, "a table", other)),
         }
     }
 
     /// An array of tables (`[[key]]`), if present.
-    pub fn tables(&mut self, key: &str) -> Result<Vec<(&'d DeTable<'i>, Range<usize>)>> {
+    pub fn tables(&mut self, key: &str) -> Result<Vec<(&'d Table, Range<usize>)>> {
         let Some((value, span)) = self.take(key) else {
             return Ok(Vec::new());
         };
-        let DeValue::Array(items) = value else {
+        let Value::Array(items) = value else {
             return Err(self.type_error(key, span, "an array of tables", value));
         };
         items
             .iter()
             .map(|item| match item.get_ref() {
-                DeValue::Table(t) => Ok((t, item.span())),
+                Value::Table(t) => Ok((t, item.span())),
                 other => Err(self.type_error(key, item.span(), "a table", other)),
             })
             .collect()

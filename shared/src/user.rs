@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
-use nix::unistd::{setfsgid, setfsuid, Gid, Uid, User};
+use posix::unistd::{setfsgid, setfsuid, Gid, Uid, User};
 
 use crate::error::{Error, Result};
 

@@ -232,7 +232,7 @@ impl Drop for SmallFs {
 }
 
 fn libc_enospc() -> i32 {
-    nix::errno::Errno::ENOSPC as i32
+    posix::Errno::ENOSPC.raw()
 }
 
 /// Finding 8: every attempt needed a new inode and new blocks (a temp
@@ -366,7 +366,7 @@ fn finding_9_waiting_for_a_lock_ends_at_the_deadline_even_while_the_file_keeps_b
     write_private(&path, state(1).to_toml("alice").as_bytes());
     let spec = FileSpec {
         path: path.clone(),
-        owner: nix::unistd::geteuid().as_raw(),
+        owner: posix::unistd::geteuid().as_raw(),
         access: Access::AsCaller,
         home: None,
     };
@@ -406,7 +406,7 @@ fn a_login_writes_the_same_number_of_bytes_whatever_its_outcome() {
     let path = dir.path().join("devices.toml");
     let spec = FileSpec {
         path: path.clone(),
-        owner: nix::unistd::geteuid().as_raw(),
+        owner: posix::unistd::geteuid().as_raw(),
         access: Access::AsCaller,
         home: None,
     };

@@ -46,7 +46,7 @@ impl Fixture {
     fn store(&self) -> Store {
         let spec = FileSpec {
             path: self.path.clone(),
-            owner: nix::unistd::geteuid().as_raw(),
+            owner: posix::unistd::geteuid().as_raw(),
             access: Access::AsCaller,
             home: None,
         };

@@ -106,7 +106,7 @@ fn a_tls_trust_anchor_under_the_callers_home_is_not_used() {
     )
     .unwrap();
     let conninfo = tls.split(" sslrootcert=").next().unwrap().to_owned();
-    let own_root = nix::unistd::User::from_uid(nix::unistd::geteuid())
+    let own_root = posix::unistd::User::from_uid(posix::unistd::geteuid())
         .unwrap()
         .unwrap()
         .dir

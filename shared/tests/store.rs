@@ -21,8 +21,8 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::fcntl::{Flock, FlockArg};
-use nix::sys::stat::Mode;
+use posix::fcntl::{Flock, FlockArg};
+use posix::stat::Mode;
 use shared::device::{Device, DeviceFile, MAX_FILE_SIZE};
 use shared::error::Error;
 use shared::oath::{totp, Algorithm};
@@ -828,7 +828,7 @@ fn a_symbolic_link_is_refused_and_its_target_left_alone() {
 #[test]
 fn a_fifo_is_refused_without_hanging() {
     let fx = Fixture::empty();
-    nix::unistd::mkfifo(&fx.path, Mode::from_bits_truncate(0o600)).unwrap();
+    posix::stat::mkfifo(&fx.path, Mode::from_bits_truncate(0o600)).unwrap();
     let errors = refused_everywhere(
         &fx,
         &fx.spec(),

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use nix::fcntl::{Flock, FlockArg};
+use posix::fcntl::{Flock, FlockArg};
 use shared::device::{Device, DeviceFile};
 use shared::Timestamp;
 use tempfile::TempDir;

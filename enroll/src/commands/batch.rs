@@ -17,7 +17,7 @@ fn read_users_from(path: &Path) -> Result<String> {
         .custom_flags(libc_flags())
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(code) if code == nix::errno::Errno::ELOOP as i32 => {
+            Some(code) if code == posix::Errno::ELOOP.raw() => {
                 refuse("is a symbolic link; name the file itself".into())
             }
             _ => refuse(e.to_string()),
@@ -43,7 +43,7 @@ fn libc_flags() -> i32 {
 /// `batch`: one record per user; failures are reported and do not stop the
 /// others.
 pub fn batch(common: &crate::cli::Common, a: &BatchArgs) -> Result<()> {
-    if !nix::unistd::geteuid().is_root() {
+    if !posix::unistd::geteuid().is_root() {
         return Err(Error::Refused(
             "batch creates devices for other users: run it as root".into(),
         ));

@@ -2,7 +2,7 @@
 //! PostgreSQL store the settings name. The SQL and the refusal for the
 //! django-otp layout are shared's (`PgStore::init_schema`).
 
-use nix::unistd::geteuid;
+use posix::unistd::geteuid;
 use shared::config::StoreSettings;
 use shared::store::PgStore;
 

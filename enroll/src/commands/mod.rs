@@ -32,7 +32,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::fcntl::OFlag;
+use posix::fcntl::OFlag;
 use shared::device::{validate_key, Device, DeviceFile, WEAK_KEY_LEN};
 use shared::manage::{self, Confirmation};
 use shared::secret::{Answer, Secret};
@@ -57,7 +57,7 @@ use crate::qr::Matrix;
 /// blocks until the kernel's pool is seeded.
 fn random_key(len: usize) -> Result<Secret> {
     let mut buf = vec![0u8; len];
-    getrandom::fill(&mut buf)
+    posix::random::getrandom(&mut buf)
         .map_err(|e| Error::Refused(format!("cannot get random bytes from the OS: {e}")))?;
     Ok(Secret::new(buf))
 }

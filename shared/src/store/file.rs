@@ -24,18 +24,18 @@ use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::fcntl::{
-    open, openat, readlinkat, renameat, renameat2, AtFlags, FlockArg, OFlag, RenameFlags,
+use posix::fcntl::{
+    open, openat, readlinkat, renameat, renameat2, AtFlags, Flock, FlockArg, OFlag, RenameFlags,
 };
-use nix::sys::stat::{fstat, fstatat, mkdirat, stat, FileStat, Mode, SFlag};
-use nix::unistd::{fsync, getpid, gettid, unlinkat, UnlinkatFlags};
+use posix::stat::{fstat, fstatat, mkdirat, stat, FileStat, Mode, SFlag};
+use posix::unistd::{fsync, getpid, gettid, unlinkat, UnlinkatFlags};
+use posix::Errno;
 use zeroize::Zeroizing;
 
 use crate::config::PathTemplate;
@@ -173,7 +173,7 @@ fn push_front_components(todo: &mut VecDeque<OsString>, path: &Path) {
 }
 
 /// Opens a directory for walking only (`O_PATH`), never through a link.
-fn open_path(at: Option<&OwnedFd>, name: &OsStr) -> nix::Result<OwnedFd> {
+fn open_path(at: Option<&OwnedFd>, name: &OsStr) -> posix::Result<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     match at {
         Some(at) => openat(at, name, flags, Mode::empty()),
@@ -287,39 +287,9 @@ fn spare_name(name: &OsStr) -> OsString {
     t
 }
 
-/// A file with a `flock(2)` lock on its open file description. Dropping it
-/// closes the file, and closing releases the lock (the descriptor is never
-/// duplicated). nix's `Flock` unlocks explicitly when dropped and panics if
-/// that fails: a fault there (the fault matrix, docs/faults.md, made one)
-/// would panic inside sshd or sudo.
-#[derive(Debug)]
-struct Held(File);
-
-impl Held {
-    fn lock(file: File, how: FlockArg) -> std::result::Result<Held, (File, Errno)> {
-        // `nix::fcntl::flock` is deprecated in favour of `Flock`, whose drop
-        // is the problem above; the call itself is the same system call.
-        #[allow(deprecated)]
-        let locked = nix::fcntl::flock(file.as_raw_fd(), how);
-        match locked {
-            Ok(()) => Ok(Held(file)),
-            Err(e) => Err((file, e)),
-        }
-    }
-}
-
-impl std::ops::Deref for Held {
-    type Target = File;
-    fn deref(&self) -> &File {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Held {
-    fn deref_mut(&mut self) -> &mut File {
-        &mut self.0
-    }
-}
+/// A device file or spare, locked with `flock(2)`; dropping it closes the
+/// file and so releases the lock (see [`Flock`]).
+type Held = Flock<File>;
 
 fn parse(spec: &FileSpec, bytes: &[u8]) -> Result<DeviceFile> {
     DeviceFile::parse(fsafe::text(&spec.path, bytes)?, &spec.path)
@@ -338,7 +308,7 @@ type Bytes = Zeroizing<Vec<u8>>;
 /// `fstat` of a locked file: the size its content has while the lock is
 /// held.
 fn stat_held(spec: &FileSpec, file: &Held) -> Result<FileStat> {
-    nix::sys::stat::fstat(&**file).map_err(|e| Error::io(&spec.path, "stat", e.into()))
+    fstat(&**file).map_err(|e| Error::io(&spec.path, "stat", e.into()))
 }
 
 /// [`read`], with the bytes that were read.

@@ -36,7 +36,7 @@ pub struct Cluster {
 }
 
 fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    posix::unistd::geteuid().is_root()
 }
 
 /// Whether the tests can run here at all.
