@@ -134,66 +134,15 @@ const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
 /// and the datetime's text.
 const DATETIME: &str = "$__toml_private_datetime";
 
-/// Reads `T` with its span when the parser offers one, and without
-/// (`0..0`) when it does not, e.g. for the key of a datetime's map.
-struct SpannedVisitor<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for SpannedVisitor<T> {
-    type Value = Spanned<T>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a TOML value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let (mut start, mut end) = (None, None);
-        loop {
-            match map.next_key::<FieldName>()?.map(|k| k.0) {
-                Some(k) if k == SPANNED_START => start = Some(map.next_value::<usize>()?),
-                Some(k) if k == SPANNED_END => end = Some(map.next_value::<usize>()?),
-                Some(k) if k == SPANNED_VALUE => {
-                    let value = map.next_value::<T>()?;
-                    let span = match (start, end) {
-                        (Some(s), Some(e)) if s <= e => s..e,
-                        _ => 0..0,
-                    };
-                    return Ok(Spanned { value, span });
-                }
-                _ => return Err(de::Error::custom("unexpected spanned-value field")),
-            }
-        }
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        let value = T::deserialize(de::value::StrDeserializer::<E>::new(v))?;
-        Ok(Spanned { value, span: 0..0 })
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
-        let value = T::deserialize(de::value::StringDeserializer::<E>::new(v))?;
-        Ok(Spanned { value, span: 0..0 })
+impl<'de> Deserialize<'de> for Spanned<Value> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_struct(SPANNED, SPANNED_FIELDS, SpannedValueVisitor)
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+impl<'de> Deserialize<'de> for Spanned<String> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_struct(
-            SPANNED,
-            SPANNED_FIELDS,
-            SpannedVisitor(std::marker::PhantomData),
-        )
-    }
-}
-
-/// A field name of one of the private protocols, or a key (never a value).
-struct FieldName(String);
-
-impl<'de> Deserialize<'de> for FieldName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(FieldName)
+        d.deserialize_struct(SPANNED, SPANNED_FIELDS, SpannedKeyVisitor)
     }
 }
 
@@ -215,6 +164,146 @@ impl<'de> Deserialize<'de> for Table {
     }
 }
 
+/// Without a span: the parser had none to give (toml 0.8 has none for a
+/// table made by a dotted key, `x.y = 1`).
+fn unspanned<T>(value: T) -> Spanned<T> {
+    Spanned { value, span: 0..0 }
+}
+
+/// Reads the rest of serde_spanned's map once its first field name is
+/// read: start, end and the value, in that order in both versions.
+fn read_spanned<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    first: &str,
+    mut map: A,
+) -> std::result::Result<Spanned<T>, A::Error> {
+    let (mut start, mut end) = (None, None);
+    let mut field = Some(first.to_owned());
+    loop {
+        match field.as_deref() {
+            Some(SPANNED_START) => start = Some(map.next_value::<usize>()?),
+            Some(SPANNED_END) => end = Some(map.next_value::<usize>()?),
+            Some(SPANNED_VALUE) => {
+                let value = map.next_value::<T>()?;
+                let span = match (start, end) {
+                    (Some(s), Some(e)) if s <= e => s..e,
+                    _ => 0..0,
+                };
+                return Ok(Spanned { value, span });
+            }
+            _ => return Err(de::Error::custom("malformed spanned value")),
+        }
+        field = map.next_key::<String>()?;
+    }
+}
+
+/// A value with its span when the parser offers one (`Spanned` asked for
+/// as the private struct); any value without.
+struct SpannedValueVisitor;
+
+impl<'de> Visitor<'de> for SpannedValueVisitor {
+    type Value = Spanned<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a TOML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Self::Value, E> {
+        ValueVisitor.visit_bool(v).map(unspanned)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        ValueVisitor.visit_i64(v).map(unspanned)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        ValueVisitor.visit_u64(v).map(unspanned)
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> std::result::Result<Self::Value, E> {
+        ValueVisitor.visit_i128(v).map(unspanned)
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> std::result::Result<Self::Value, E> {
+        ValueVisitor.visit_u128(v).map(unspanned)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        ValueVisitor.visit_f64(v).map(unspanned)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        ValueVisitor.visit_str(v).map(unspanned)
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+        ValueVisitor.visit_string(v).map(unspanned)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Self::Value, A::Error> {
+        ValueVisitor.visit_seq(seq).map(unspanned)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        match map.next_key::<Spanned<String>>()? {
+            Some(k) if k.value == SPANNED_START => read_spanned(&k.value, map),
+            first => read_table(first, map).map(unspanned),
+        }
+    }
+}
+
+/// A key with its span when the parser offers one; without, e.g. the
+/// field name of a datetime's map.
+struct SpannedKeyVisitor;
+
+impl<'de> Visitor<'de> for SpannedKeyVisitor {
+    type Value = Spanned<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a TOML key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(unspanned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(unspanned(v))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        match map.next_key::<String>()? {
+            Some(first) => read_spanned(&first, map),
+            None => Err(de::Error::custom("malformed spanned key")),
+        }
+    }
+}
+
+/// A table (or a datetime, which toml gives as a one-entry map) from a map
+/// whose first key may already have been read.
+fn read_table<'de, A: MapAccess<'de>>(
+    first: Option<Spanned<String>>,
+    mut map: A,
+) -> std::result::Result<Value, A::Error> {
+    let Some(first) = first else {
+        return Ok(Value::Table(Table::default()));
+    };
+    if first.value == DATETIME {
+        return Ok(Value::Datetime(map.next_value::<String>()?));
+    }
+    let mut entries = vec![(first, map.next_value::<Spanned<Value>>()?)];
+    while let Some(key) = map.next_key::<Spanned<String>>()? {
+        let value = map.next_value::<Spanned<Value>>()?;
+        entries.push((key, value));
+    }
+    Ok(Value::Table(Table(entries)))
+}
+
 struct ValueVisitor;
 
 impl<'de> Visitor<'de> for ValueVisitor {
@@ -224,40 +313,40 @@ impl<'de> Visitor<'de> for ValueVisitor {
         f.write_str("a TOML value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Value, E> {
         Ok(Value::Boolean(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Value, E> {
         Ok(Value::Integer(v.into()))
     }
 
-    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Value, E> {
         Ok(Value::Integer(v.into()))
     }
 
-    fn visit_i128<E>(self, v: i128) -> std::result::Result<Value, E> {
+    fn visit_i128<E: de::Error>(self, v: i128) -> std::result::Result<Value, E> {
         Ok(Value::Integer(v))
     }
 
     /// Past i128: saturated, which is out of every range all the same.
-    fn visit_u128<E>(self, v: u128) -> std::result::Result<Value, E> {
+    fn visit_u128<E: de::Error>(self, v: u128) -> std::result::Result<Value, E> {
         Ok(Value::Integer(i128::try_from(v).unwrap_or(i128::MAX)))
     }
 
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<Value, E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<Value, E> {
         Ok(Value::Float)
     }
 
     /// Copied into a buffer that is wiped when dropped.
-    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Value, E> {
         let mut s = Zeroizing::new(String::with_capacity(v.len()));
         s.push_str(v);
         Ok(Value::String(s))
     }
 
     /// Kept without a copy: this very buffer is wiped when dropped.
-    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Value, E> {
         Ok(Value::String(Zeroizing::new(v)))
     }
 
@@ -270,16 +359,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<String>>()? {
-            if entries.is_empty() && key.value == DATETIME {
-                let text = map.next_value::<String>()?;
-                return Ok(Value::Datetime(text));
-            }
-            let value = map.next_value::<Spanned<Value>>()?;
-            entries.push((key, value));
-        }
-        Ok(Value::Table(Table(entries)))
+        let first = map.next_key::<Spanned<String>>()?;
+        read_table(first, map)
     }
 }
 
