@@ -31,7 +31,11 @@ demo:
 # Every test: unit, CLI, real libpam, sshd and sudo, then the packages.
 test: deps build test-rust test-packaging
 
+# First totp-enroll without its default `png` feature (--qr-png left out),
+# then everything with the default features (which relinks the default
+# totp-enroll binary the later steps use).
 test-rust:
+	$(CARGO) test --locked -p totp-enroll --no-default-features --bins --test cli
 	$(CARGO) test --workspace --locked
 
 test-packaging:
