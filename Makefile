@@ -3,7 +3,7 @@ CARGO ?= cargo
 PREFIX ?= /usr
 DESTDIR ?=
 
-.PHONY: all deps build release demo test test-rust test-packaging lint deb rpm install man bench fuzz clean
+.PHONY: all deps build release demo test test-rust test-packaging debian-crates lint deb rpm install man bench fuzz clean
 
 # What `make demo` needs beyond Rust: libpam to link, pam_wrapper and
 # pamtester to log in without touching /etc/pam.d, oathtool to show the code.
@@ -41,9 +41,16 @@ test-rust:
 test-packaging:
 	packaging/test-packaging.sh
 
+# The module and the CLI built and tested with the crate versions Debian 13
+# packages (packaging/debian-13-crates.txt), in a copy of the workspace with
+# its own target directory (target/debian-crates); a few minutes.
+debian-crates:
+	scripts/debian-crates.sh
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p totp-enroll --all-targets --no-default-features --locked -- -D warnings
 
 deb:
 	packaging/build-deb.sh
