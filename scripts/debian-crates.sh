@@ -179,10 +179,19 @@ if [ "$mode" = no-run ]; then
 	cargo build --locked -p pam_totp
 	exit 0
 fi
-echo "== cargo test -p pam-totp-shared (without pg_django) -p pam_totp -p totp-enroll --locked"
-cargo test --locked -p pam-totp-shared --lib "${shared_tests[@]}"
-cargo test --locked -p pam-totp-shared --doc
-cargo test --locked -p pam_totp -p totp-enroll
-echo "== cargo test -p pam-totp-tests --test module --locked (real libpam, pam_wrapper)"
-cargo test --locked -p pam-totp-tests --test module -- --test-threads=1
+# Every command runs, every failing test binary is reported (--no-fail-fast).
+failed=()
+run() {
+	echo "== $*"
+	"$@" || failed+=("$*")
+}
+run cargo test --locked --no-fail-fast -p pam-totp-shared --lib "${shared_tests[@]}"
+run cargo test --locked --no-fail-fast -p pam-totp-shared --doc
+run cargo test --locked --no-fail-fast -p pam_totp -p totp-enroll
+run cargo test --locked -p pam-totp-tests --test module -- --test-threads=1
+if [ "${#failed[@]}" -gt 0 ]; then
+	echo "debian-crates: FAILED with Debian 13's crate versions:"
+	printf '  %s\n' "${failed[@]}"
+	exit 1
+fi
 echo "debian-crates: the module and the CLI build and pass their tests with Debian 13's crate versions"
