@@ -8,7 +8,15 @@ fn main() {
     // The uid is not part of cargo's fingerprint: rerun when the user
     // (as the shell and sudo set it) changes. `kit::require_root` catches
     // a binary built as root and run by someone else.
-    println!("cargo::rerun-if-changed=build.rs");
+    // This file is also totp-enroll's build script (`build =
+    // "../tests/build.rs"`); a path relative to that package's directory
+    // that does not exist would make cargo rebuild totp-enroll every time.
+    let me = if std::path::Path::new("build.rs").exists() {
+        "build.rs"
+    } else {
+        "../tests/build.rs"
+    };
+    println!("cargo::rerun-if-changed={me}");
     println!("cargo::rerun-if-env-changed=USER");
     println!("cargo::rerun-if-env-changed=SUDO_UID");
     // /proc/self is owned by the effective uid of the build script.

@@ -11,19 +11,38 @@ pub const DEFAULT_NAME: &str = "default";
 /// The device name `import-google-authenticator` uses by default.
 pub const DEFAULT_IMPORT_NAME: &str = "google-authenticator";
 
-const MAIN_EXAMPLES: &str = "\
+/// `--qr-png NAME.png` in the examples, `--qr-svg NAME.svg` in a build
+/// without the `png` feature (the same width: the columns stay aligned).
+#[cfg(feature = "png")]
+macro_rules! qr_image {
+    ($name:literal) => {
+        concat!("--qr-png ", $name, ".png")
+    };
+}
+#[cfg(not(feature = "png"))]
+macro_rules! qr_image {
+    ($name:literal) => {
+        concat!("--qr-svg ", $name, ".svg")
+    };
+}
+
+const MAIN_EXAMPLES: &str = concat!(
+    "\
 Examples:
   totp-enroll                         add a device for yourself (scan, then type a code)
   totp-enroll add --name laptop       a second device with its own name
   totp-enroll list                    your devices and their state
   totp-enroll show default            the QR code and URL again, and the drift
   totp-enroll backup-codes            a new set of one-time backup codes
-  sudo totp-enroll --user alice add --no-confirm --qr-png alice.png
+  sudo totp-enroll --user alice add --no-confirm ",
+    qr_image!("alice"),
+    "
                                       root prepares a device for alice
 
 Without a command, totp-enroll runs `add`.
 Exit status: 0 done; 1 refused or failed (wrong code, device exists, file
-refused); 2 usage or configuration error.";
+refused); 2 usage or configuration error."
+);
 
 /// Create and manage the TOTP devices that pam_totp.so accepts at login.
 #[derive(Debug, Parser)]
@@ -139,13 +158,16 @@ the settings. Running it again is harmless. With layout = \"django-otp\" it
 refuses: the Django site's migrations own those tables. The SQL it runs is
 shipped as pam-totp.sql for DBAs who prefer to run it themselves.";
 
-const ADD_EXAMPLES: &str = "\
+const ADD_EXAMPLES: &str = concat!(
+    "\
 Examples:
   totp-enroll add                          new device `default`, QR in the terminal, then a code
   totp-enroll add --name phone --digits 8 --algorithm SHA256
   totp-enroll add --secret 'JBSW Y3DP EHPK 3PXP' --name old-phone
                                            keep a secret your app already has
-  totp-enroll add --no-confirm --qr none --qr-png qr.png
+  totp-enroll add --no-confirm --qr none ",
+    qr_image!("qr"),
+    "
                                            write the QR code to a file; confirm later
   totp-enroll add --json --no-confirm      JSON for scripts (no prompt)
 
@@ -154,7 +176,8 @@ you scanned stays valid: a wrong code (or --no-confirm) leaves it unconfirmed
 and `totp-enroll confirm NAME` finishes the job. Unconfirmed devices are not
 accepted at login. QR images contain the secret: they are written mode 0600.
 Issuer: --issuer, else the settings' `issuer`, else the host name; an empty
---issuer means none.";
+--issuer means none."
+);
 
 const CONFIRM_EXAMPLES: &str = "\
 Examples:
@@ -291,7 +314,10 @@ pub struct QrArgs {
     /// Terminal QR code: utf8 half blocks, ansi background colours, or none
     #[arg(long, value_enum, value_name = "STYLE", default_value_t = QrStyle::Utf8)]
     pub qr: QrStyle,
+    // Absent from a build without the `png` cargo feature, which refuses it
+    // with a message naming --qr-svg (main.rs).
     /// Also write the QR code as a PNG image (mode 0600: it holds the secret)
+    #[cfg(feature = "png")]
     #[arg(long, value_name = "FILE")]
     pub qr_png: Option<PathBuf>,
     /// Also write the QR code as an SVG image (mode 0600: it holds the secret)

@@ -1,12 +1,15 @@
 //! Repairs and extends clap_complete's bash script.
 //!
-//! clap_complete 4.5 names the functions' `case` labels of a hyphenated
-//! command (`totp-enroll`) differently from the values it assigns
-//! (`totp__subcmd__enroll__subcmd__add` against `totp__enroll__subcmd__add`,
-//! clap issue #6421), so no subcommand's options ever complete. The labels
-//! are renamed to the assigned form here. Then the commands that take a
-//! device name complete the names the user has (`totp-enroll list --json`,
-//! with the `--user`, `--path` and `--config` already on the line).
+//! Newer clap_complete 4.5 releases name the functions' `case` labels of a
+//! hyphenated command (`totp-enroll`) differently from the values they
+//! assign (`totp__subcmd__enroll__subcmd__add` against
+//! `totp__enroll__subcmd__add`, clap issue #6421), so no subcommand's
+//! options ever complete. The labels are renamed to the assigned form here.
+//! Older ones (4.5.40, the one Debian 13 packages) have neither the bug nor
+//! the `__subcmd__` names (`totp__enroll__add`); both shapes are handled.
+//! Then the commands that take a device name complete the names the user
+//! has (`totp-enroll list --json`, with the `--user`, `--path` and
+//! `--config` already on the line).
 
 /// Commands whose positional argument is a device name.
 const NAMED: &[&str] = &["confirm", "show", "remove", "reset", "check", "set"];
@@ -34,8 +37,13 @@ _totp_enroll_devices() {
 pub fn fix_bash(script: &str) -> String {
     let mut text = script.replace("totp__subcmd__enroll__", "totp__enroll__");
     for name in NAMED {
-        let label = format!("        totp__enroll__subcmd__{name})\n");
-        let Some(start) = text.find(&label) else {
+        let start = [
+            format!("        totp__enroll__subcmd__{name})\n"),
+            format!("        totp__enroll__{name})\n"),
+        ]
+        .iter()
+        .find_map(|label| text.find(label));
+        let Some(start) = start else {
             continue;
         };
         let opts_end = text[start..]
@@ -70,6 +78,14 @@ mod tests {
             "cmd=\"totp__enroll__subcmd__remove\"\n        totp__subcmd__enroll__subcmd__remove)\n            opts=\"-h\"\n            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then\n",
         );
         assert!(!fixed.contains("totp__subcmd__enroll"), "{fixed}");
+        assert!(fixed.contains("_totp_enroll_devices)\" -- "), "{fixed}");
+    }
+
+    #[test]
+    fn device_names_complete_with_the_labels_of_older_clap_complete_too() {
+        let fixed = fix_bash(
+            "cmd=\"totp__enroll__remove\"\n        totp__enroll__remove)\n            opts=\"-h\"\n            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then\n",
+        );
         assert!(fixed.contains("_totp_enroll_devices)\" -- "), "{fixed}");
     }
 }

@@ -53,6 +53,10 @@ fn main() -> ExitCode {
 /// "tip"), with status 2.
 fn clap_exit(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    if left_out_png(e) {
+        let _ = writeln!(std::io::stderr().lock(), "totp-enroll: {}", qr::NO_PNG);
+        return ExitCode::from(2);
+    }
     let _ = e.print();
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -60,6 +64,21 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
         _ => ExitCode::from(2),
     }
+}
+
+/// `--qr-png` given to a build without the `png` cargo feature, which has no
+/// such option (help and completions do not offer it): refused with a line
+/// that says why and names `--qr-svg`, rather than clap's "unexpected
+/// argument", before anything is read or written.
+fn left_out_png(e: &clap::Error) -> bool {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    !cfg!(feature = "png")
+        && e.kind() == ErrorKind::UnknownArgument
+        && matches!(
+            e.get(ContextKind::InvalidArg),
+            Some(ContextValue::String(arg))
+                if arg == "--qr-png" || arg.starts_with("--qr-png=")
+        )
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -13,6 +13,19 @@ pub const TERMINAL_QUIET_ZONE: usize = 2;
 /// Pixels per module in PNG and SVG images.
 pub const IMAGE_SCALE: usize = 8;
 
+/// Why `--qr-png` is refused by a build without the `png` cargo feature.
+#[cfg_attr(feature = "png", allow(dead_code))]
+pub const NO_PNG: &str = "--qr-png: this totp-enroll was built without PNG support (cargo \
+                          feature `png`); write an SVG image with --qr-svg FILE instead";
+
+/// The option that writes the QR code as an image, for the notes that
+/// suggest one: PNG when built in, else SVG.
+pub const IMAGE_OPTION: &str = if cfg!(feature = "png") {
+    "--qr-png"
+} else {
+    "--qr-svg"
+};
+
 const RESET: &str = "\x1b[0m";
 /// Black text on bright white: correct polarity on dark and light terminals.
 const BLACK_ON_WHITE: &str = "\x1b[30;107m";
@@ -182,6 +195,7 @@ impl Matrix {
     }
 
     /// An 8-bit greyscale PNG image, `IMAGE_SCALE` pixels per module.
+    #[cfg(feature = "png")]
     pub fn to_png(&self) -> Result<Vec<u8>, String> {
         let px = self.size * IMAGE_SCALE;
         let side = u32::try_from(px).map_err(|_| "QR code too large".to_owned())?;

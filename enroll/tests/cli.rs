@@ -425,14 +425,14 @@ fn adding_an_existing_name_is_refused_and_the_file_stays_byte_identical() {
     env.enroll(&["add", "--no-confirm", "--qr", "none"], "")
         .expect(0);
     let before = env.bytes();
-    let png = env.path("q.png");
+    let svg = env.path("q.svg");
     env.enroll(
-        &["add", "--no-confirm", "--qr-png", png.to_str().unwrap()],
+        &["add", "--no-confirm", "--qr-svg", svg.to_str().unwrap()],
         "",
     )
     .one_line_error(1, "exists already");
     assert_eq!(env.bytes(), before);
-    assert!(!png.exists(), "no QR image for a device that was not made");
+    assert!(!svg.exists(), "no QR image for a device that was not made");
     let leftovers: Vec<_> = fs::read_dir(env.dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -598,6 +598,7 @@ fn settings_errors_exit_2_naming_the_file_and_key() {
 // ------------------------------------------------------------------ QR codes
 
 #[test]
+#[cfg(feature = "png")]
 fn png_and_svg_qr_codes_decode_to_exactly_the_url() {
     let env = Env::new();
     let png = env.path("code.png");
@@ -645,6 +646,61 @@ fn png_and_svg_qr_codes_decode_to_exactly_the_url() {
         .expect(0);
     assert_eq!(out.json()[0]["config_url"], url.as_str());
     assert_eq!(zbarimg(&png2), url);
+}
+
+#[test]
+#[cfg(not(feature = "png"))]
+fn without_the_png_feature_svg_qr_codes_still_decode_to_exactly_the_url() {
+    let env = Env::new();
+    let svg = env.path("code.svg");
+    let out = env
+        .enroll(
+            &[
+                "add",
+                "--json",
+                "--no-confirm",
+                "--qr-svg",
+                svg.to_str().unwrap(),
+            ],
+            "",
+        )
+        .expect(0);
+    let url = out.json()[0]["config_url"].as_str().unwrap().to_owned();
+    assert_eq!(zbarimg(&svg), url);
+    assert_eq!(common::mode_owner(&svg).0, 0o600, "images hold the secret");
+}
+
+#[test]
+#[cfg(not(feature = "png"))]
+fn without_the_png_feature_qr_png_is_refused_before_anything_is_written() {
+    let env = Env::new();
+    let png = env.path("code.png");
+    let svg = env.path("code.svg");
+    let (png_arg, svg_arg) = (png.to_str().unwrap(), svg.to_str().unwrap());
+    let out = env
+        .enroll(
+            &[
+                "add",
+                "--no-confirm",
+                "--qr-png",
+                png_arg,
+                "--qr-svg",
+                svg_arg,
+            ],
+            "",
+        )
+        .one_line_error(2, "built without PNG support (cargo feature `png`)");
+    assert!(out.stderr.contains("--qr-svg FILE"), "{}", out.stderr);
+    assert!(!env.devices.exists(), "no device made");
+    assert!(!png.exists() && !svg.exists(), "no image written");
+    // `show` refuses it the same way, and leaves the device file alone.
+    env.enroll(&["add", "--no-confirm", "--qr", "none"], "")
+        .expect(0);
+    let before = env.bytes();
+    env.enroll(&["show", "default", "--qr-png", png_arg], "")
+        .one_line_error(2, "built without PNG support");
+    assert_eq!(env.bytes(), before);
+    assert!(!png.exists());
 }
 
 /// The URL line of the human output.
@@ -695,9 +751,9 @@ fn the_utf8_terminal_qr_rendered_to_pixels_decodes_to_the_url() {
         modules.push(top);
         modules.push(bottom);
     }
-    let png = env.path("terminal.png");
-    common::write_png(&png, &modules, 6);
-    assert_eq!(zbarimg(&png), url);
+    let image = env.path("terminal.pgm");
+    common::write_pgm(&image, &modules, 6);
+    assert_eq!(zbarimg(&image), url);
 }
 
 #[test]
@@ -731,9 +787,9 @@ fn the_ansi_terminal_qr_uses_background_colours_and_decodes() {
         modules.push(row);
     }
     assert!(modules.len() > 20);
-    let png = env.path("ansi.png");
-    common::write_png(&png, &modules, 4);
-    assert_eq!(zbarimg(&png), url);
+    let image = env.path("ansi.pgm");
+    common::write_pgm(&image, &modules, 4);
+    assert_eq!(zbarimg(&image), url);
 }
 
 #[test]
@@ -1153,6 +1209,27 @@ fn every_command_has_help_with_examples() {
         .expect(0);
         assert!(out.stdout.contains("Examples:"), "{cmd:?}");
         assert!(out.stdout.contains("totp-enroll"), "{cmd:?}");
+    }
+}
+
+#[test]
+fn help_and_completions_offer_qr_png_exactly_when_built_with_the_png_feature() {
+    let output = |args: &[&str]| {
+        let mut c = std::process::Command::new(common::bin());
+        c.args(args);
+        common::run(c, "").expect(0).stdout
+    };
+    let offered = cfg!(feature = "png");
+    for args in [
+        &["add", "--help"][..],
+        &["show", "--help"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["completions", "fish"],
+    ] {
+        let out = output(args);
+        assert_eq!(out.contains("qr-png"), offered, "{args:?}:\n{out}");
+        assert!(out.contains("qr-svg"), "{args:?}");
     }
 }
 

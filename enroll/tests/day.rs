@@ -227,9 +227,18 @@ fn complete(env: &Env, line: &[&str]) -> Vec<String> {
         .chain(line.iter().map(|w| format!("'{w}'")))
         .collect();
     let cword = line.len();
+    // The function `complete -F` names: `_totp__enroll`, or `_totp-enroll`
+    // from older clap_complete releases (Debian 13's 4.5.40).
+    let text = String::from_utf8_lossy(&out.stdout);
+    let function = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("complete -F "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
     let program = format!(
         "source '{}'; COMP_WORDS=({}); COMP_CWORD={cword}; \
-         _totp__enroll '{}' '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+         {function} '{}' '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
         script.display(),
         words.join(" "),
         bin(),

@@ -91,6 +91,7 @@ struct PendingImage {
 impl PendingImages {
     pub(super) fn prepare(ctx: &Ctx, qr: &QrArgs, matrix: &Matrix) -> Result<PendingImages> {
         let mut pending = PendingImages { files: Vec::new() };
+        #[cfg(feature = "png")]
         if let Some(path) = &qr.qr_png {
             let png = matrix.to_png().map_err(Error::Refused)?;
             pending.stage(ctx, path, &png)?;

@@ -85,7 +85,11 @@ fn setup_text(device: &Device, url: &str, qr: &QrArgs) -> String {
         device.step,
         grouped(&b32)
     );
-    for (what, path) in [("PNG", &qr.qr_png), ("SVG", &qr.qr_svg)] {
+    #[cfg(feature = "png")]
+    let images = [("PNG", &qr.qr_png), ("SVG", &qr.qr_svg)];
+    #[cfg(not(feature = "png"))]
+    let images = [("SVG", &qr.qr_svg)];
+    for (what, path) in images {
         if let Some(p) = path {
             text.push_str(&format!("QR code written to {} ({what}).\n", p.display()));
         }
@@ -113,8 +117,9 @@ fn qr_text(url: &str, qr: &QrArgs, reserve: usize, retry: &str) -> Result<String
             return Ok(format!(
                 "\nThe QR code needs {cols}x{} characters and this terminal has {w}x{h}, so it \
                  is not shown: type the secret above into the app, or enlarge the terminal \
-                 and run `{retry}`, or write an image with `{retry} --qr-png FILE`.\n",
-                lines + reserve
+                 and run `{retry}`, or write an image with `{retry} {} FILE`.\n",
+                lines + reserve,
+                crate::qr::IMAGE_OPTION
             ));
         }
     }
