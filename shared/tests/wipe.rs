@@ -7,7 +7,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use shared::device::DeviceFile;
@@ -16,7 +16,9 @@ use zeroize::Zeroizing;
 /// A key no other test data has (20 bytes).
 const KEY_HEX: &str = "7a3f19c5e2d84b6071af3c9e5d2b8f4a6c1e0d97";
 
-static ARMED: AtomicBool = AtomicBool::new(false);
+/// The thread being watched (0: none). Other test threads free their own
+/// copies meanwhile (the control test's, `format!`'s growing buffers).
+static ARMED: AtomicI32 = AtomicI32::new(0);
 static FOUND: AtomicUsize = AtomicUsize::new(0);
 /// The key's bytes, set before arming.
 static KEY_BYTES: Mutex<[u8; 20]> = Mutex::new([0; 20]);
@@ -28,28 +30,41 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
-// SAFETY: every call is passed on to the system allocator unchanged;
-// `dealloc` only reads the block it is given, before freeing it.
+// SAFETY: every call is passed on to the system allocator (allocations
+// zeroed, which any layout allows); `dealloc` only reads the block it is given, before freeing it.
 unsafe impl GlobalAlloc for Watch {
+    /// Always zeroed: a block that comes back from the heap must not still
+    /// hold what an earlier owner freed unwiped (the control test's copies,
+    /// `format!`'s grown buffers), or its unwritten bytes would be taken
+    /// for a copy made inside the watched window.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract is passed on as it is.
-        unsafe { System.alloc(layout) }
+        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if ARMED.load(Ordering::SeqCst) {
+        let armed = ARMED.load(Ordering::SeqCst);
+        // gettid is a bare system call: no allocation, no thread-local.
+        if armed != 0 && armed == posix::unistd::gettid() {
             // SAFETY: `ptr` is a live block of `layout.size()` bytes that
             // this allocator handed out; it is read before being freed.
             let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
             // try_lock: never wait inside the allocator.
             let bytes = KEY_BYTES.try_lock().map(|k| *k).unwrap_or([0; 20]);
             if contains(block, KEY_HEX.as_bytes()) || contains(block, &bytes) {
-                FOUND.fetch_add(1, Ordering::SeqCst);
+                found_one();
             }
         }
         // SAFETY: the block came from `System.alloc` with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
+}
+
+/// A place for a debugger's breakpoint (`break wipe::found_one`) to show
+/// who freed the copy.
+#[inline(never)]
+fn found_one() {
+    FOUND.fetch_add(1, Ordering::SeqCst);
 }
 
 #[global_allocator]
@@ -75,9 +90,9 @@ fn copies_left_by(f: impl FnOnce()) -> usize {
         }
     }
     FOUND.store(0, Ordering::SeqCst);
-    ARMED.store(true, Ordering::SeqCst);
+    ARMED.store(posix::unistd::gettid(), Ordering::SeqCst);
     f();
-    ARMED.store(false, Ordering::SeqCst);
+    ARMED.store(0, Ordering::SeqCst);
     FOUND.load(Ordering::SeqCst)
 }
 
