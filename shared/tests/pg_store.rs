@@ -31,7 +31,10 @@ const KEY: &str = "3132333435363738393031323334353637383930";
 
 fn skip() -> bool {
     if !pg::available() {
-        println!("SKIPPED: PostgreSQL 15 is not installed ({})", pg::BIN);
+        println!(
+            "SKIPPED: PostgreSQL is not installed ({})",
+            pg::bin().display()
+        );
         return true;
     }
     false

@@ -20,7 +20,27 @@ use shared::config::{Layout, PgSettings};
 use shared::store::{PgStore, Store};
 use shared::Timestamp;
 
-pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The server's programs: `$PAM_TOTP_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/N/bin` that has `initdb` (15 on Debian 12, which
+/// .ci/apt-packages installs; 17 on Debian 13).
+pub fn bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("PAM_TOTP_PG_BIN") {
+            return PathBuf::from(dir);
+        }
+        let newest = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|v| Path::new(&format!("/usr/lib/postgresql/{v}/bin/initdb")).exists())
+            .max()
+            .unwrap_or(15);
+        PathBuf::from(format!("/usr/lib/postgresql/{newest}/bin"))
+    })
+    .clone()
+}
 pub const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
 pub const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// The password of the TCP + SCRAM role.
@@ -44,8 +64,9 @@ fn is_root() -> bool {
 /// fails the test that needs it: a test that did not run must never pass.
 pub fn available() -> bool {
     assert!(
-        Path::new(BIN).join("initdb").exists(),
-        "{BIN}/initdb is missing: install postgresql-15 (.ci/install-deps)"
+        bin().join("initdb").exists(),
+        "{}/initdb is missing: install postgresql-15 (.ci/install-deps)",
+        bin().display()
     );
     true
 }
@@ -54,7 +75,7 @@ fn as_server(program: &str) -> Command {
     let path = if program.starts_with('/') {
         PathBuf::from(program)
     } else {
-        Path::new(BIN).join(program)
+        bin().join(program)
     };
     if is_root() {
         let mut c = Command::new("setpriv");
@@ -179,7 +200,7 @@ impl Cluster {
                 .arg(format!("FAKETIME_TIMESTAMP_FILE={}", clock.display()))
                 .arg("FAKETIME_NO_CACHE=1")
                 .arg("FAKETIME_DONT_FAKE_MONOTONIC=1")
-                .arg(Path::new(BIN).join("postgres"));
+                .arg(bin().join("postgres"));
             c
         } else {
             as_server("postgres")
