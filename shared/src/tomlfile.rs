@@ -134,6 +134,16 @@ const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
 /// and the datetime's text.
 const DATETIME: &str = "$__toml_private_datetime";
 
+/// Whether `key` is the parser's own field name `name`, not a key of the
+/// file spelt the same: the parser hands its protocol names over as plain
+/// strings, while every key of the file comes with its span, which is never
+/// empty (a key is at least one byte). A file must not be able to speak the
+/// protocol: it would turn a table into a datetime or a forged value, and
+/// drop the rest of that table unchecked (red-team finding R3-1).
+fn is_protocol(key: &Spanned<String>, name: &str) -> bool {
+    key.span.is_empty() && key.value == name
+}
+
 impl<'de> Deserialize<'de> for Spanned<Value> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         d.deserialize_struct(SPANNED, SPANNED_FIELDS, SpannedValueVisitor)
@@ -248,7 +258,7 @@ impl<'de> Visitor<'de> for SpannedValueVisitor {
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
         match map.next_key::<Spanned<String>>()? {
-            Some(k) if k.value == SPANNED_START => read_spanned(&k.value, map),
+            Some(k) if is_protocol(&k, SPANNED_START) => read_spanned(&k.value, map),
             first => read_table(first, map).map(unspanned),
         }
     }
@@ -293,7 +303,7 @@ fn read_table<'de, A: MapAccess<'de>>(
     let Some(first) = first else {
         return Ok(Value::Table(Table::default()));
     };
-    if first.value == DATETIME {
+    if is_protocol(&first, DATETIME) {
         return Ok(Value::Datetime(map.next_value::<String>()?));
     }
     let mut entries = vec![(first, map.next_value::<Spanned<Value>>()?)];

@@ -1,0 +1,86 @@
+//! Red-team findings, third round (branch `redteam3`, on the serde TOML
+//! reader and the posix crate): one regression test per finding, named
+//! after it, each seen failing on the code it was written against.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use shared::device::DeviceFile;
+
+/// One confirmed device, then `extra` lines in its table (line 7 on).
+fn device_file(extra: &str) -> String {
+    format!(
+        "version = 1\n\n[[device]]\nname = \"phone\"\n\
+         key = \"3132333435363738393031323334353637383930\"\nconfirmed = true\n{extra}"
+    )
+}
+
+fn error(text: &str) -> String {
+    match DeviceFile::parse(text, Path::new("/x/devices.toml")) {
+        Ok(file) => panic!("accepted: {file:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Finding R3-1. A table whose key is toml_datetime's private field name
+/// was read as a datetime (toml 0.8 and 1): a table stood in for a
+/// timestamp, its other keys were dropped unchecked, and a number under
+/// that key was quoted whole in an error that named no key.
+#[test]
+fn finding_r3_1_a_table_with_toml_s_private_datetime_key_is_not_a_datetime() {
+    let e = error(&device_file(
+        "throttling_failure_timestamp = { \"$__toml_private_datetime\" = \
+         \"2026-01-01T00:00:00Z\", unchecked = \"anything\" }\n",
+    ));
+    assert_eq!(
+        e,
+        "/x/devices.toml:7: key `device[1].throttling_failure_timestamp`: expected a \
+         date-time such as 2026-11-28T06:13:19Z, found table"
+    );
+    let e = error(&device_file(
+        "created_at = { \"$__toml_private_datetime\" = 87654321 }\n",
+    ));
+    assert!(
+        !e.contains("87654321"),
+        "a number from the file was quoted: {e}"
+    );
+    assert!(
+        e.starts_with("/x/devices.toml:7: key `device[1].created_at`:"),
+        "{e}"
+    );
+    // At the top, the name is not a plain key: an unknown key, unnamed.
+    let e = error(&format!(
+        "\"$__toml_private_datetime\" = \"2026-01-01T00:00:00Z\"\n{}",
+        device_file("")
+    ));
+    assert!(e.contains("unknown key"), "{e}");
+}
+
+/// Finding R3-1, the span half. With toml 0.8 a table made by dotted keys
+/// comes without a span, and keys named like serde_spanned's private
+/// fields in it were read as the span protocol: `drift` became the value
+/// 5 the file forged, with a span it chose, and a value under the start
+/// field was quoted in the error.
+#[test]
+fn finding_r3_1_keys_named_like_serde_spanned_s_fields_forge_no_value() {
+    let e = error(&device_file(
+        "drift.\"$__serde_spanned_private_start\" = 0\n\
+         drift.\"$__serde_spanned_private_end\" = 1\n\
+         drift.\"$__serde_spanned_private_value\" = 5\n",
+    ));
+    // The line: finding R3-2's test (toml 0.8 gives this table no span).
+    assert!(
+        e.ends_with(": key `device[1].drift`: expected an integer, found table"),
+        "{e}"
+    );
+    for value in ["-87654321", "\"hunter2 hunter2\""] {
+        let e = error(&device_file(&format!(
+            "drift.\"$__serde_spanned_private_start\" = {value}\n"
+        )));
+        assert!(
+            !e.contains("87654321") && !e.contains("hunter2"),
+            "a value from the file was quoted: {e}"
+        );
+        assert!(e.contains("key `device[1].drift`"), "{e}");
+    }
+}
