@@ -412,11 +412,18 @@ impl<'d> Fields<'d> {
         }
     }
 
-    /// The value of `key` and its span, marking it read.
+    /// The value of `key` and its span, marking it read. A value the
+    /// parser gave no span (toml 0.8: a table made by dotted keys) is
+    /// placed at its key, never at line 1 (red-team finding R3-2).
     pub fn take(&mut self, key: &str) -> Option<(&'d Value, Range<usize>)> {
         let entry = self.entries.iter_mut().find(|e| e.0 == key)?;
         entry.3 = true;
-        Some((entry.2.get_ref(), entry.2.span()))
+        let span = if entry.2.span.is_empty() {
+            entry.1.clone()
+        } else {
+            entry.2.span()
+        };
+        Some((entry.2.get_ref(), span))
     }
 
     fn type_error(&self, key: &str, span: Range<usize>, want: &str, got: &Value) -> Error {

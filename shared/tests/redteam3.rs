@@ -84,3 +84,21 @@ fn finding_r3_1_keys_named_like_serde_spanned_s_fields_forge_no_value() {
         assert!(e.contains("key `device[1].drift`"), "{e}");
     }
 }
+
+/// Finding R3-2. With toml 0.8 (Debian 13) a table made by dotted keys
+/// comes without a span, and an error about it, or about a key missing
+/// from it, named line 1 of the file instead of the key's line.
+#[test]
+fn finding_r3_2_an_error_about_a_table_made_by_dotted_keys_names_the_key_s_line() {
+    assert_eq!(
+        error(&device_file("drift.x = 1\n")),
+        "/x/devices.toml:7: key `device[1].drift`: expected an integer, found table"
+    );
+    let e = error(
+        &device_file("").replace("[[device]]", "backup_codes.confirmed = true\n\n[[device]]"),
+    );
+    assert!(
+        e.starts_with("/x/devices.toml:3: key `backup_codes."),
+        "{e}"
+    );
+}
