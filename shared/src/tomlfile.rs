@@ -32,7 +32,7 @@ impl<'a> Doc<'a> {
             )),
             Err(e) => {
                 let line = e.span().map(|s| doc.line_of(s.start));
-                let message = e.message().trim().replace('\n', "; ");
+                let message = without_names(&e.message().trim().replace('\n', "; "));
                 Err(Error::invalid(
                     path,
                     line,
@@ -642,6 +642,27 @@ pub(crate) fn is_plain_key(key: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         && crate::secret::mask_key_like(key) == key
+}
+
+/// A parser's message with every `quoted` part that could be a name from
+/// the file hidden unless [`is_plain_key`] (toml 0.8 quotes key names:
+/// "duplicate key `...` in table `...`"; red-team finding R3-6). The
+/// parser's own symbols (`=`, `]]`, `\"\"\"`: at most three bytes, no letter
+/// or digit) stay.
+fn without_names(message: &str) -> String {
+    message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            let symbol = part.len() <= 3 && !part.chars().any(char::is_alphanumeric);
+            if i % 2 == 0 || symbol || is_plain_key(part) {
+                part
+            } else {
+                "?"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 /// Writes `s` as a TOML basic string.

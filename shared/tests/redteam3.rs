@@ -102,3 +102,16 @@ fn finding_r3_2_an_error_about_a_table_made_by_dotted_keys_names_the_key_s_line(
         "{e}"
     );
 }
+
+/// Finding R3-6. toml 0.8's own messages quote key names ("duplicate key
+/// `\"hunter 2\"` in table `device`"), where our errors never show a name
+/// that is not a plain key (a key or a password pasted as a name).
+#[test]
+fn finding_r3_6_a_parser_message_quotes_no_name_that_is_not_a_plain_key() {
+    let e = error(&device_file("\"hunter 2\" = 1\n\"hunter 2\" = 2\n"));
+    assert!(!e.contains("hunter"), "{e}");
+    assert!(e.starts_with("/x/devices.toml:8: not valid TOML: "), "{e}");
+    // Plain names and the parser's own symbols are still shown.
+    let e = error(&device_file("x = = 1\n"));
+    assert!(e.contains("`=`") || e.contains("expected"), "{e}");
+}
