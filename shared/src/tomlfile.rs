@@ -32,7 +32,7 @@ impl<'a> Doc<'a> {
             )),
             Err(e) => {
                 let line = e.span().map(|s| doc.line_of(s.start));
-                let message = e.message().trim().replace('\n', "; ");
+                let message = without_names(&e.message().trim().replace('\n', "; "));
                 Err(Error::invalid(
                     path,
                     line,
@@ -102,7 +102,56 @@ impl Value {
 
 /// A table: its keys in order, each with its span and its value's.
 #[derive(Debug, Default)]
-pub(crate) struct Table(Vec<(Spanned<String>, Spanned<Value>)>);
+pub(crate) struct Table(Vec<(Spanned<Name>, Spanned<Value>)>);
+
+/// A key's name, wiped when dropped like a string value: a key pasted
+/// where a name goes is still a key (red-team finding R3-5).
+#[derive(Debug)]
+pub(crate) struct Name(Zeroizing<String>);
+
+impl Name {
+    /// Copied into a buffer of exactly its size.
+    fn copy(v: &str) -> Name {
+        let mut s = Zeroizing::new(String::with_capacity(v.len()));
+        s.push_str(v);
+        Name(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_string(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Name;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a TOML key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Name, E> {
+        Ok(Name::copy(v))
+    }
+
+    /// Kept without a copy: this very buffer is wiped when dropped.
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Name, E> {
+        Ok(Name(Zeroizing::new(v)))
+    }
+}
 
 /// A value and the byte range it came from (`0..0` when the parser gave
 /// none).
@@ -134,13 +183,23 @@ const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
 /// and the datetime's text.
 const DATETIME: &str = "$__toml_private_datetime";
 
+/// Whether `key` is the parser's own field name `name`, not a key of the
+/// file spelt the same: the parser hands its protocol names over as plain
+/// strings, while every key of the file comes with its span, which is never
+/// empty (a key is at least one byte). A file must not be able to speak the
+/// protocol: it would turn a table into a datetime or a forged value, and
+/// drop the rest of that table unchecked (red-team finding R3-1).
+fn is_protocol(key: &Spanned<Name>, name: &str) -> bool {
+    key.span.is_empty() && key.value == *name
+}
+
 impl<'de> Deserialize<'de> for Spanned<Value> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         d.deserialize_struct(SPANNED, SPANNED_FIELDS, SpannedValueVisitor)
     }
 }
 
-impl<'de> Deserialize<'de> for Spanned<String> {
+impl<'de> Deserialize<'de> for Spanned<Name> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         d.deserialize_struct(SPANNED, SPANNED_FIELDS, SpannedKeyVisitor)
     }
@@ -247,8 +306,8 @@ impl<'de> Visitor<'de> for SpannedValueVisitor {
         self,
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        match map.next_key::<Spanned<String>>()? {
-            Some(k) if k.value == SPANNED_START => read_spanned(&k.value, map),
+        match map.next_key::<Spanned<Name>>()? {
+            Some(k) if is_protocol(&k, SPANNED_START) => read_spanned(k.value.as_str(), map),
             first => read_table(first, map).map(unspanned),
         }
     }
@@ -259,18 +318,18 @@ impl<'de> Visitor<'de> for SpannedValueVisitor {
 struct SpannedKeyVisitor;
 
 impl<'de> Visitor<'de> for SpannedKeyVisitor {
-    type Value = Spanned<String>;
+    type Value = Spanned<Name>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a TOML key")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        Ok(unspanned(v.to_owned()))
+        NameVisitor.visit_str(v).map(unspanned)
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
-        Ok(unspanned(v))
+        NameVisitor.visit_string(v).map(unspanned)
     }
 
     fn visit_map<A: MapAccess<'de>>(
@@ -287,17 +346,17 @@ impl<'de> Visitor<'de> for SpannedKeyVisitor {
 /// A table (or a datetime, which toml gives as a one-entry map) from a map
 /// whose first key may already have been read.
 fn read_table<'de, A: MapAccess<'de>>(
-    first: Option<Spanned<String>>,
+    first: Option<Spanned<Name>>,
     mut map: A,
 ) -> std::result::Result<Value, A::Error> {
     let Some(first) = first else {
         return Ok(Value::Table(Table::default()));
     };
-    if first.value == DATETIME {
+    if is_protocol(&first, DATETIME) {
         return Ok(Value::Datetime(map.next_value::<String>()?));
     }
     let mut entries = vec![(first, map.next_value::<Spanned<Value>>()?)];
-    while let Some(key) = map.next_key::<Spanned<String>>()? {
+    while let Some(key) = map.next_key::<Spanned<Name>>()? {
         let value = map.next_value::<Spanned<Value>>()?;
         entries.push((key, value));
     }
@@ -359,7 +418,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
-        let first = map.next_key::<Spanned<String>>()?;
+        let first = map.next_key::<Spanned<Name>>()?;
         read_table(first, map)
     }
 }
@@ -402,11 +461,18 @@ impl<'d> Fields<'d> {
         }
     }
 
-    /// The value of `key` and its span, marking it read.
+    /// The value of `key` and its span, marking it read. A value the
+    /// parser gave no span (toml 0.8: a table made by dotted keys) is
+    /// placed at its key, never at line 1 (red-team finding R3-2).
     pub fn take(&mut self, key: &str) -> Option<(&'d Value, Range<usize>)> {
         let entry = self.entries.iter_mut().find(|e| e.0 == key)?;
         entry.3 = true;
-        Some((entry.2.get_ref(), entry.2.span()))
+        let span = if entry.2.span.is_empty() {
+            entry.1.clone()
+        } else {
+            entry.2.span()
+        };
+        Some((entry.2.get_ref(), span))
     }
 
     fn type_error(&self, key: &str, span: Range<usize>, want: &str, got: &Value) -> Error {
@@ -576,6 +642,27 @@ pub(crate) fn is_plain_key(key: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         && crate::secret::mask_key_like(key) == key
+}
+
+/// A parser's message with every `quoted` part that could be a name from
+/// the file hidden unless [`is_plain_key`] (toml 0.8 quotes key names:
+/// "duplicate key `...` in table `...`"; red-team finding R3-6). The
+/// parser's own symbols (`=`, `]]`, `\"\"\"`: at most three bytes, no letter
+/// or digit) stay.
+fn without_names(message: &str) -> String {
+    message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            let symbol = part.len() <= 3 && !part.chars().any(char::is_alphanumeric);
+            if i % 2 == 0 || symbol || is_plain_key(part) {
+                part
+            } else {
+                "?"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 /// Writes `s` as a TOML basic string.
