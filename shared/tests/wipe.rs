@@ -198,3 +198,44 @@ fn a_key_pasted_as_a_key_name_leaves_no_more_copies_than_toml_itself() {
         );
     }
 }
+
+/// Outside the reader: a counted login (a wrong code, saved before it is
+/// compared) writes the whole file, keys included, through
+/// `store::file::stored_text`. It measured the padding on an unwiped
+/// `String` and then grew the text by the padding, freeing the unpadded
+/// copy unwiped: two copies of every key per counted login.
+#[test]
+fn a_counted_login_frees_no_copy_of_the_key() {
+    use shared::device::{Device, Params};
+    use shared::store::{Access, Change, FileSpec, Store};
+    use shared::{Secret, Timestamp};
+    use std::os::unix::fs::MetadataExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = FileSpec {
+        path: dir.path().join("devices.toml"),
+        owner: std::fs::metadata("/proc/self").unwrap().uid(),
+        access: Access::AsCaller,
+        home: None,
+    };
+    let store = Store::file(spec, "alice").at(Timestamp::from_secs(1_764_310_000));
+    let mut device = Device::new(
+        "phone",
+        Secret::from_hex(KEY_HEX).unwrap(),
+        &Params::default(),
+        Timestamp::from_secs(1_764_300_000),
+    );
+    device.confirmed = true;
+    let file = DeviceFile {
+        devices: vec![device],
+        ..DeviceFile::default()
+    };
+    store
+        .update(|_, _| Ok::<_, shared::Error>(Change::Save(file, ())))
+        .unwrap();
+    let found = copies_left_by(|| {
+        let policy = shared::verify::Policy::default();
+        drop(shared::login::attempt(&store, "000000", &policy).unwrap());
+    });
+    assert_eq!(found, 0, "freed blocks still held the key");
+}
