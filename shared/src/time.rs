@@ -67,20 +67,31 @@ impl Timestamp {
         let micros = self.0.rem_euclid(MICROS);
         let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        let mut text = format!(
-            "{:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            y.clamp(0, 9999),
-            sod / 3600,
-            sod % 3600 / 60,
-            sod % 60
-        );
+        // Digits written by hand: every save writes several of these, and
+        // `format!` cost more than the rest of the serialising.
+        let mut out = String::with_capacity(28);
+        push_digits(&mut out, y.clamp(0, 9999), 4);
+        out.push('-');
+        push_digits(&mut out, i64::from(m), 2);
+        out.push('-');
+        push_digits(&mut out, i64::from(d), 2);
+        out.push('T');
+        push_digits(&mut out, sod / 3600, 2);
+        out.push(':');
+        push_digits(&mut out, sod % 3600 / 60, 2);
+        out.push(':');
+        push_digits(&mut out, sod % 60, 2);
         if micros != 0 {
-            let fraction = format!("{micros:06}");
-            text.push('.');
-            text.push_str(fraction.trim_end_matches('0'));
+            let (mut fraction, mut width) = (micros, 6);
+            while fraction % 10 == 0 {
+                fraction /= 10;
+                width -= 1;
+            }
+            out.push('.');
+            push_digits(&mut out, fraction, width);
         }
-        text.push('Z');
-        text
+        out.push('Z');
+        out
     }
 
     /// Reads a TOML offset datetime as the TOML parser shows it (RFC 3339:
@@ -211,6 +222,13 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Appends the last `width` decimal digits of `n` (not negative), zero-padded.
+fn push_digits(out: &mut String, n: i64, width: u32) {
+    for i in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10_i64.pow(i) % 10) as u8));
+    }
+}
+
 // Howard Hinnant's algorithms, proleptic Gregorian calendar.
 fn civil_from_days(z: i64) -> (i64, u8, u8) {
     let z = z + 719_468;
@@ -247,6 +265,15 @@ mod tests {
             "2023-11-14T22:13:20Z"
         );
         assert_eq!(Timestamp::from_secs(0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::from_micros(1).to_string(),
+            "1970-01-01T00:00:00.000001Z"
+        );
+        assert_eq!(
+            Timestamp::from_micros(4_102_444_799_000_120).to_string(),
+            "2099-12-31T23:59:59.00012Z"
+        );
+        assert_eq!(Timestamp::from_secs(-1).to_string(), "1969-12-31T23:59:59Z");
     }
 
     #[test]
