@@ -25,6 +25,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::Result;
+use crate::secret::fill_random;
 use crate::time::Timestamp;
 use crate::tomlfile::Fields;
 use crate::verify::{Policy, Rejection};
@@ -307,18 +308,14 @@ pub struct NewSet {
     pub codes: Vec<Zeroizing<String>>,
 }
 
-/// What `fill` failed with when the OS had no random bytes.
+/// What [`fill_random`] failed with when the OS had no random bytes.
 pub type RandomError = String;
-
-fn random(buf: &mut [u8]) -> std::result::Result<(), RandomError> {
-    posix::random::getrandom(buf).map_err(|e| format!("cannot get random bytes from the OS: {e}"))
-}
 
 impl BackupCodes {
     /// An empty confirmed set with a fresh salt and the default parameters.
     fn empty(format: CodeFormat, now: Timestamp) -> std::result::Result<Self, RandomError> {
         let mut salt = vec![0u8; SALT_LEN];
-        random(&mut salt)?;
+        fill_random(&mut salt)?;
         Ok(BackupCodes {
             params: DEFAULT_PARAMS,
             salt,
@@ -342,7 +339,7 @@ impl BackupCodes {
         let mut shown = Vec::with_capacity(count);
         while set.codes.len() < count {
             let mut raw = Zeroizing::new([0u8; CODE_LEN]);
-            random(&mut raw[..])?;
+            fill_random(&mut raw[..])?;
             let mut code = Zeroizing::new([0u8; CODE_LEN]);
             for (c, r) in code.iter_mut().zip(raw.iter()) {
                 // 256 is a multiple of 32: uniform.

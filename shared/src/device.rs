@@ -309,11 +309,23 @@ impl DeviceFile {
     /// size: a `String` that grows copies the keys into a new buffer and
     /// frees the old one without wiping it.
     pub fn to_toml(&self, user: &str) -> String {
-        let mut len = Measure(0);
-        self.write_toml(user, &mut len);
-        let mut s = String::with_capacity(len.0);
+        self.to_toml_with_room(user, 0)
+    }
+
+    /// [`DeviceFile::to_toml`] in a buffer of at least `room` bytes, so
+    /// that padding it up to `room` does not grow (and copy) it.
+    pub fn to_toml_with_room(&self, user: &str, room: usize) -> String {
+        let mut s = String::with_capacity(self.toml_len(user).max(room));
         self.write_toml(user, &mut s);
         s
+    }
+
+    /// The length of [`DeviceFile::to_toml`]'s text, counted without
+    /// writing it (so without a copy of the keys).
+    pub fn toml_len(&self, user: &str) -> usize {
+        let mut len = Measure(0);
+        self.write_toml(user, &mut len);
+        len.0
     }
 
     fn write_toml(&self, user: &str, s: &mut impl std::fmt::Write) {

@@ -24,6 +24,13 @@ impl Secret {
         Secret(Zeroizing::new(bytes))
     }
 
+    /// `len` bytes from the kernel's CSPRNG: a new key.
+    pub fn random(len: usize) -> Result<Self, String> {
+        let mut buf = Zeroizing::new(vec![0u8; len]);
+        fill_random(&mut buf)?;
+        Ok(Secret(buf))
+    }
+
     /// Parses lowercase or uppercase hex, as django-otp stores keys.
     /// Returns `None` for odd length or a non-hex character.
     pub fn from_hex(hex: &str) -> Option<Self> {
@@ -225,6 +232,12 @@ pub fn mask_key_like(text: &str) -> String {
         rest = &rest[end..];
     }
     out
+}
+
+/// Fills `buf` from getrandom(2): no file descriptor needed, blocking only
+/// until the kernel's pool is first seeded at boot. The error is one line.
+pub fn fill_random(buf: &mut [u8]) -> Result<(), String> {
+    posix::random::getrandom(buf).map_err(|e| format!("cannot get random bytes from the OS: {e}"))
 }
 
 /// Compares two byte strings in time that depends only on their lengths.

@@ -53,13 +53,9 @@ use crate::output::{
 };
 use crate::qr::Matrix;
 
-/// A new key from the OS: getrandom(2), which needs no file descriptor and
-/// blocks until the kernel's pool is seeded.
+/// A new key from the OS ([`Secret::random`]).
 fn random_key(len: usize) -> Result<Secret> {
-    let mut buf = vec![0u8; len];
-    posix::random::getrandom(&mut buf)
-        .map_err(|e| Error::Refused(format!("cannot get random bytes from the OS: {e}")))?;
-    Ok(Secret::new(buf))
+    Secret::random(len).map_err(Error::Refused)
 }
 
 fn warn_weak_key(key: &Secret) {

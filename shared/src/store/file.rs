@@ -795,20 +795,16 @@ pub fn padded_len(devices: &DeviceFile, user: &str) -> usize {
         b.throttling_failure_count = u32::MAX;
         b.throttling_failure_timestamp = Some(widest_time);
     }
-    // The text holds the keys: wiped when dropped.
-    let text = Zeroizing::new(widest.to_toml(user));
-    text.len().min(MAX_FILE_SIZE as usize)
+    widest.toml_len(user).min(MAX_FILE_SIZE as usize)
 }
 
 /// The exact text [`Locked::save`] writes: the canonical TOML of
 /// `devices`, padded to [`padded_len`].
 pub fn stored_text(devices: &DeviceFile, user: &str) -> Zeroizing<String> {
     let width = padded_len(devices, user);
-    let body = Zeroizing::new(devices.to_toml(user));
     // Room for the padding up front: a String that grows frees the old
     // buffer, keys and all, unwiped.
-    let mut text = Zeroizing::new(String::with_capacity(width.max(body.len())));
-    text.push_str(&body);
+    let mut text = Zeroizing::new(devices.to_toml_with_room(user, width));
     pad(&mut text, width);
     text
 }
