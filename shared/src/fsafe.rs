@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use posix::fcntl::{open, openat, OFlag};
-use posix::stat::{fstat, FileStat, Mode, SFlag};
+use posix::stat::{fstat, kind, FileStat, Mode, SFlag};
 use posix::Errno;
 use zeroize::Zeroizing;
 
@@ -78,11 +78,8 @@ impl Dir {
 
 /// Refuses anything but a regular file, naming what it is instead.
 pub(crate) fn require_regular(path: &Path, st: &FileStat) -> Result<()> {
-    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    if kind == SFlag::S_IFREG {
-        return Ok(());
-    }
-    let what = match kind {
+    let what = match kind(st) {
+        SFlag::S_IFREG => return Ok(()),
         SFlag::S_IFDIR => "a directory",
         SFlag::S_IFIFO => "a FIFO",
         SFlag::S_IFLNK => "a symbolic link",

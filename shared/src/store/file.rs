@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use posix::fcntl::{
     open, openat, readlinkat, renameat, renameat2, AtFlags, Flock, FlockArg, OFlag, RenameFlags,
 };
-use posix::stat::{fstat, fstatat, mkdirat, stat, FileStat, Mode, SFlag};
+use posix::stat::{fstat, fstatat, kind, mkdirat, stat, FileStat, Mode, SFlag};
 use posix::unistd::{fsync, getpid, gettid, unlinkat, UnlinkatFlags};
 use posix::Errno;
 use zeroize::Zeroizing;
@@ -179,10 +179,6 @@ fn open_path(at: Option<&OwnedFd>, name: &OsStr) -> posix::Result<OwnedFd> {
         Some(at) => openat(at, name, flags, Mode::empty()),
         None => open(name, flags, Mode::empty()),
     }
-}
-
-fn kind(st: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
 }
 
 /// One device file: where it is, who may own it, how to open it.
