@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+use pam_totp_tests::kit::{assert_django_backup_state, backup_code_for, typed_backup_code};
 use serde_json::Value;
 use shared::backup::{self, hash_count, BackupCodes, CodeFormat};
 use shared::device::{Device, DeviceFile, Params};
@@ -27,25 +28,6 @@ use shared::{Secret, Timestamp};
 fn django() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/django-otp.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Our code for a django-otp token it holds.
-fn ours(token: &str) -> String {
-    format!("{token}00")
-}
-
-/// What a person types for the event's token (see the module docs).
-fn typed(token: &str, initial: &[String]) -> String {
-    if initial.iter().any(|t| t == token) {
-        backup::display(ours(token).to_ascii_uppercase().as_bytes())
-    } else {
-        // Not one of django-otp's tokens: not one of ours either.
-        format!("{}zz", token.trim().to_ascii_lowercase())
-    }
-}
-
-fn opt_time(v: &Value) -> Option<Timestamp> {
-    v.as_f64().map(Timestamp::from_secs_f64)
 }
 
 fn spec(dir: &Path) -> FileSpec {
@@ -91,7 +73,7 @@ fn every_django_static_scenario_is_reproduced_event_by_event_through_the_store()
             .iter()
             .map(|t| t.as_str().unwrap().to_owned())
             .collect();
-        let codes: Vec<String> = initial.iter().map(|t| ours(t)).collect();
+        let codes: Vec<String> = initial.iter().map(|t| backup_code_for(t)).collect();
         let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
         let set = BackupCodes::from_codes(&refs, CodeFormat::Crockford10, Timestamp::from_secs(0))
             .unwrap();
@@ -121,32 +103,12 @@ fn every_django_static_scenario_is_reproduced_event_by_event_through_the_store()
                 "{what}: verify_is_allowed before"
             );
             let store = Store::file(spec.clone(), "alice").at(now);
-            let done = shared::login::attempt(&store, &typed(token, &initial), &policy).unwrap();
+            let done = shared::login::attempt(&store, &typed_backup_code(token, &initial), &policy)
+                .unwrap();
             let accepted = matches!(done.login, Login::BackupCode { .. });
             assert_eq!(accepted, exp["result"].as_bool().unwrap(), "{what}: result");
             let after = read_state(&spec.path).backup.unwrap();
-            assert_eq!(
-                u64::from(after.throttling_failure_count),
-                exp["throttling_failure_count"].as_u64().unwrap(),
-                "{what}: count"
-            );
-            assert_eq!(
-                after.throttling_failure_timestamp,
-                opt_time(&exp["throttling_failure_timestamp"]),
-                "{what}: failure timestamp"
-            );
-            assert_eq!(
-                after.last_used_at,
-                opt_time(&exp["last_used_at"]),
-                "{what}: last_used_at"
-            );
-            let remaining: Vec<[u8; 32]> = exp["remaining_tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| after.hash_for(&ours(t.as_str().unwrap())).unwrap())
-                .collect();
-            assert_eq!(after.codes, remaining, "{what}: remaining codes");
+            assert_django_backup_state(&after, exp, &what);
             if let Login::BackupCode { remaining } = done.login {
                 assert_eq!(remaining, after.remaining(), "{what}: reported count");
             }

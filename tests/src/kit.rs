@@ -29,6 +29,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use shared::backup::{self, BackupCodes};
 use shared::device::{Device, DeviceFile, Params};
 use shared::oath;
 use shared::{Secret, Timestamp};
@@ -424,6 +425,63 @@ fn int(record: &Value, key: &str) -> i64 {
     record[key]
         .as_i64()
         .unwrap_or_else(|| panic!("{key} is not an integer in {record}"))
+}
+
+/// Our backup code for a token of django-otp's `static_scenarios`: its
+/// tokens are 8 lowercase base32 characters, ours 10 Crockford ones, so a
+/// token becomes the code with `00` appended (shared/tests/backup_codes.rs
+/// explains the translation).
+pub fn backup_code_for(token: &str) -> String {
+    format!("{token}00")
+}
+
+/// What a person types for a backup scenario event's `token`: our code for
+/// it in display form when django-otp holds (or held) it among `initial`;
+/// otherwise a text our set does not hold either.
+pub fn typed_backup_code(token: &str, initial: &[String]) -> String {
+    if initial.iter().any(|t| t == token) {
+        backup::display(backup_code_for(token).to_ascii_uppercase().as_bytes())
+    } else {
+        // Not one of django-otp's tokens: not one of ours either.
+        format!("{}zz", token.trim().to_ascii_lowercase())
+    }
+}
+
+/// Asserts that a backup-code set's state (failure count and time, last
+/// use, remaining codes) equals django-otp's `expected` record of a static
+/// scenario event; `context` names the scenario and event.
+///
+/// # Panics
+/// On the first field that differs, naming it and `context`.
+pub fn assert_django_backup_state(set: &BackupCodes, expected: &Value, context: &str) {
+    assert_eq!(
+        i64::from(set.throttling_failure_count),
+        int(expected, "throttling_failure_count"),
+        "throttling_failure_count; {context}"
+    );
+    assert_eq!(
+        set.throttling_failure_timestamp,
+        django_time(&expected["throttling_failure_timestamp"]),
+        "throttling_failure_timestamp; {context}"
+    );
+    assert_eq!(
+        set.last_used_at,
+        django_time(&expected["last_used_at"]),
+        "last_used_at; {context}"
+    );
+    let remaining: Vec<[u8; 32]> = expected["remaining_tokens"]
+        .as_array()
+        .unwrap_or_else(|| panic!("remaining_tokens is not an array; {context}"))
+        .iter()
+        .map(|t| {
+            let token = t
+                .as_str()
+                .unwrap_or_else(|| panic!("a token is not a string; {context}"));
+            set.hash_for(&backup_code_for(token))
+                .unwrap_or_else(|| panic!("no hash for token {token}; {context}"))
+        })
+        .collect();
+    assert_eq!(set.codes, remaining, "remaining codes; {context}");
 }
 
 /// The device of a verify scenario's `initial` record: [`device`] with

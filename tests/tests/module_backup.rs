@@ -14,13 +14,15 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use pam_totp_tests::kit::require_root;
+use pam_totp_tests::kit::{
+    assert_django_backup_state, backup_code_for, require_root, typed_backup_code,
+};
 use pam_totp_tests::pam::{
     code_at, device, module, DeviceDir, FakeTime, PamResult, Pamtester, Services,
 };
 use pam_totp_tests::sys::PamService;
 use serde_json::Value;
-use shared::backup::{self, BackupCodes, CodeFormat};
+use shared::backup::{BackupCodes, CodeFormat};
 use shared::device::{Device, DeviceFile};
 use shared::Timestamp;
 
@@ -30,24 +32,6 @@ fn vectors() -> Value {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tests/data/django-otp.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn timestamp(v: &Value) -> Option<Timestamp> {
-    v.as_f64().map(Timestamp::from_secs_f64)
-}
-
-/// Our code for a django-otp token (see shared/tests/backup_codes.rs).
-fn ours(token: &str) -> String {
-    format!("{token}00")
-}
-
-/// The answer typed for an event's token.
-fn typed(token: &str, initial: &[String]) -> String {
-    if initial.iter().any(|t| t == token) {
-        backup::display(ours(token).to_ascii_uppercase().as_bytes())
-    } else {
-        format!("{}zz", token.trim().to_ascii_lowercase())
-    }
 }
 
 /// A probe service over the module with the default settings
@@ -85,7 +69,7 @@ fn every_django_static_scenario_is_reproduced_through_the_module() {
             .iter()
             .map(|t| t.as_str().unwrap().to_owned())
             .collect();
-        let codes: Vec<String> = initial.iter().map(|t| ours(t)).collect();
+        let codes: Vec<String> = initial.iter().map(|t| backup_code_for(t)).collect();
         let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
         let set = BackupCodes::from_codes(&refs, CodeFormat::Crockford10, Timestamp::from_secs(0))
             .unwrap();
@@ -101,7 +85,7 @@ fn every_django_static_scenario_is_reproduced_through_the_module() {
             .unwrap();
         for (i, ev) in sc["events"].as_array().unwrap().iter().enumerate() {
             let time = ev["time"].as_f64().unwrap();
-            let answer = typed(ev["token"].as_str().unwrap(), &initial);
+            let answer = typed_backup_code(ev["token"].as_str().unwrap(), &initial);
             let want = &ev["expected"];
             let ctx = format!("{name} event {i} at {time} ({})", ev["note"]);
             let run = login(&services, &answer, time);
@@ -141,28 +125,7 @@ fn every_django_static_scenario_is_reproduced_through_the_module() {
             );
 
             let s = devices.read(USER).unwrap().backup.unwrap();
-            assert_eq!(
-                u64::from(s.throttling_failure_count),
-                want["throttling_failure_count"].as_u64().unwrap(),
-                "count; {ctx}"
-            );
-            assert_eq!(
-                s.throttling_failure_timestamp,
-                timestamp(&want["throttling_failure_timestamp"]),
-                "failure timestamp; {ctx}"
-            );
-            assert_eq!(
-                s.last_used_at,
-                timestamp(&want["last_used_at"]),
-                "last_used_at; {ctx}"
-            );
-            let remaining: Vec<[u8; 32]> = want["remaining_tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| s.hash_for(&ours(t.as_str().unwrap())).unwrap())
-                .collect();
-            assert_eq!(s.codes, remaining, "remaining codes; {ctx}");
+            assert_django_backup_state(&s, want, &ctx);
         }
     }
 }
