@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use shared::device::{Device, DeviceFile, Params};
+use pam_totp_tests::kit;
+use shared::device::DeviceFile;
 use shared::login;
-use shared::oath::{totp, Algorithm};
 use shared::store::{Access, Change, FileSpec, Store};
 use shared::verify::{Login, Policy};
-use shared::{Secret, Timestamp};
+use shared::Timestamp;
 
 /// RFC 4226's test key.
 const KEY_HEX: &str = "3132333435363738393031323334353637383930";
@@ -29,14 +29,9 @@ fn root(test: &str) -> bool {
     root
 }
 
+/// One confirmed device (the test kit's), its last step well behind NOW.
 fn state() -> DeviceFile {
-    let mut d = Device::new(
-        "phone",
-        Secret::from_hex(KEY_HEX).unwrap(),
-        &Params::default(),
-        Timestamp::from_secs(NOW - 3600),
-    );
-    d.confirmed = true;
+    let mut d = kit::device("phone", KEY_HEX).unwrap();
     d.last_t = NOW / 30 - 100;
     DeviceFile {
         devices: vec![d],
@@ -45,15 +40,7 @@ fn state() -> DeviceFile {
 }
 
 fn code(t: i64) -> String {
-    totp(
-        Algorithm::Sha1,
-        Secret::from_hex(KEY_HEX).unwrap().expose(),
-        t,
-        0,
-        30,
-        6,
-    )
-    .unwrap()
+    kit::code_at(&kit::device("phone", KEY_HEX).unwrap(), t)
 }
 
 /// An ext4 with 128-byte inodes: whole-second timestamps, as on every

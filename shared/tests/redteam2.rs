@@ -7,9 +7,9 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
-use shared::device::{Device, DeviceFile, Params};
+use pam_totp_tests::kit;
+use shared::device::DeviceFile;
 use shared::login;
-use shared::oath::{totp, Algorithm};
 use shared::store::{Access, Change, FileSpec, Store};
 use shared::verify::{Login, Policy};
 use shared::{Secret, Timestamp};
@@ -24,14 +24,9 @@ const HELPER_ENV: &str = "PAM_TOTP_REDTEAM2_LOGIN_DIR";
 /// Set with [`HELPER_ENV`]: the helper saves a change of devices instead.
 const CHANGE_ENV: &str = "PAM_TOTP_REDTEAM2_CHANGE";
 
+/// One confirmed device (the test kit's), its last step well behind NOW.
 fn state() -> DeviceFile {
-    let mut d = Device::new(
-        "phone",
-        Secret::from_hex(KEY_HEX).unwrap(),
-        &Params::default(),
-        Timestamp::from_secs(NOW - 3600),
-    );
-    d.confirmed = true;
+    let mut d = kit::device("phone", KEY_HEX).unwrap();
     d.last_t = NOW / 30 - 100;
     DeviceFile {
         devices: vec![d],
@@ -40,15 +35,7 @@ fn state() -> DeviceFile {
 }
 
 fn code(t: i64) -> String {
-    totp(
-        Algorithm::Sha1,
-        Secret::from_hex(KEY_HEX).unwrap().expose(),
-        t,
-        0,
-        30,
-        6,
-    )
-    .unwrap()
+    kit::code_at(&kit::device("phone", KEY_HEX).unwrap(), t)
 }
 
 fn store_in(dir: &std::path::Path) -> Store {
