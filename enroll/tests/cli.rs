@@ -9,6 +9,7 @@ use std::fs;
 
 use common::{code_now, now_secs, parse_devices, zbarimg, Env};
 use pam_totp_tests::kit::django_vectors as vectors;
+use pam_totp_tests::kit::other_code;
 use shared::verify::{check, Policy, Verdict};
 use shared::Timestamp;
 
@@ -21,15 +22,6 @@ fn me() -> String {
 }
 
 const RFC_KEY: &str = "3132333435363738393031323334353637383930";
-
-/// A six-digit code that is not `right`.
-fn other_code(right: &str) -> &'static str {
-    if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    }
-}
 
 /// `add --no-confirm` of an unconfirmed device with the RFC 4226 key.
 fn add_rfc_device(env: &Env) {

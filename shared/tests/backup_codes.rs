@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pam_totp_tests::kit::{assert_django_backup_state, backup_code_for, typed_backup_code};
+use pam_totp_tests::kit::{self, assert_django_backup_state, backup_code_for, typed_backup_code};
 use serde_json::Value;
 use shared::backup::{self, hash_count, BackupCodes, CodeFormat};
 use shared::device::{Device, DeviceFile, Params};
@@ -164,12 +164,7 @@ fn phone_code(d: &Device, now: Timestamp) -> String {
 }
 
 fn wrong_totp(d: &Device) -> String {
-    let valid = phone_code(d, now());
-    ["000000", "111111"]
-        .into_iter()
-        .find(|c| *c != valid)
-        .unwrap()
-        .to_owned()
+    kit::other_code(&phone_code(d, now())).to_owned()
 }
 
 /// A phone and a set of two known codes.

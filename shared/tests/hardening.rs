@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use pam_totp_tests::kit;
 use shared::device::{Device, DeviceFile, Params};
 use shared::login::{self, Prepared};
-use shared::oath::{totp, Algorithm};
 use shared::store::{self, Access, FileSpec, Store};
 use shared::user::UserInfo;
 use shared::verify::{Login, Policy};
@@ -54,24 +54,11 @@ fn state(last_t: i64) -> DeviceFile {
 }
 
 fn valid_code() -> String {
-    totp(
-        Algorithm::Sha1,
-        Secret::from_hex(KEY_HEX).unwrap().expose(),
-        NOW,
-        0,
-        30,
-        6,
-    )
-    .unwrap()
+    kit::code_at(&kit::device("phone", KEY_HEX).unwrap(), NOW)
 }
 
 fn wrong_code() -> String {
-    let valid = valid_code();
-    ["000000", "111111"]
-        .into_iter()
-        .find(|c| *c != valid)
-        .unwrap()
-        .to_owned()
+    kit::other_code(&valid_code()).to_owned()
 }
 
 fn no_throttle() -> Policy {

@@ -147,10 +147,7 @@ fn replay_scenario(fs_: &CoarseFs) {
         ..Policy::default()
     };
     let valid = code(NOW);
-    let wrong = ["000000", "111111"]
-        .into_iter()
-        .find(|c| *c != valid)
-        .unwrap();
+    let wrong = kit::other_code(&valid);
     for round in 0..5 {
         let spec = FileSpec {
             path: fs_.path().join(format!("devices-{round}.toml")),

@@ -21,15 +21,15 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use pam_totp_tests::kit;
 use posix::fcntl::{Flock, FlockArg};
 use posix::stat::Mode;
 use shared::device::{Device, DeviceFile, MAX_FILE_SIZE};
 use shared::error::Error;
-use shared::oath::{totp, Algorithm};
 use shared::store::{self, Access, FileSpec, Store};
 use shared::user::{ActAs, UserInfo};
 use shared::verify::{Login, Policy, Rejection};
-use shared::{PathTemplate, Secret, Timestamp};
+use shared::{PathTemplate, Timestamp};
 
 /// Selects a child role; unset in a normal test run.
 const CHILD_ENV: &str = "PAM_TOTP_STORE_TEST_CHILD";
@@ -56,7 +56,7 @@ fn now() -> Timestamp {
 
 /// The kit's device with the RFC key, whose `last_t` identifies a state.
 fn device(name: &str, last_t: i64) -> Device {
-    let mut d = pam_totp_tests::kit::device(name, KEY_HEX).unwrap();
+    let mut d = kit::device(name, KEY_HEX).unwrap();
     d.last_t = last_t;
     d
 }
@@ -70,24 +70,11 @@ fn state(last_t: i64) -> DeviceFile {
 }
 
 fn valid_code() -> String {
-    totp(
-        Algorithm::Sha1,
-        Secret::from_hex(KEY_HEX).unwrap().expose(),
-        NOW,
-        0,
-        30,
-        6,
-    )
-    .unwrap()
+    kit::code_at(&kit::device("phone", KEY_HEX).unwrap(), NOW)
 }
 
 fn wrong_code() -> String {
-    let valid = valid_code();
-    ["000000", "111111"]
-        .into_iter()
-        .find(|c| *c != valid)
-        .unwrap()
-        .to_owned()
+    kit::other_code(&valid_code()).to_owned()
 }
 
 /// The time step `valid_code` belongs to.

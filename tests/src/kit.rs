@@ -377,6 +377,15 @@ pub fn code_at(device: &Device, secs: i64) -> String {
     .unwrap_or_default()
 }
 
+/// A six-digit code that is not `right`: a wrong code that is surely wrong.
+pub fn other_code(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
 /// The code `device` shows now.
 pub fn code_now(device: &Device) -> String {
     code_at(device, Timestamp::now().secs_floor())
