@@ -43,16 +43,7 @@ impl Matrix {
     /// Encodes `text` with error correction level M (what python-qrcode, and
     /// so django-otp's admin, uses).
     pub fn encode(text: &str) -> Result<Matrix, String> {
-        let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
-            .map_err(|e| format!("cannot make a QR code of the URL: {e}"))?;
-        let inner = code.width();
-        let size = inner + 2 * QUIET_ZONE;
-        let mut dark = vec![false; size * size];
-        for (i, c) in code.to_colors().iter().enumerate() {
-            let (x, y) = (i % inner + QUIET_ZONE, i / inner + QUIET_ZONE);
-            dark[y * size + x] = *c == Color::Dark;
-        }
-        Ok(Matrix { size, dark })
+        Matrix::encode_level(text, EcLevel::M)
     }
 
     /// The smallest code of `text` for a terminal: error correction level L
@@ -61,13 +52,14 @@ impl Matrix {
     /// [`Matrix::encode`]'s M and full quiet zone.
     pub fn encode_for_terminal(text: &str) -> Result<Matrix, String> {
         let m = Matrix::encode(text)?;
-        let best = match QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L) {
-            Ok(l) if l.width() + 2 * QUIET_ZONE < m.size => Matrix::encode_level(text, EcLevel::L)?,
+        let best = match Matrix::encode_level(text, EcLevel::L) {
+            Ok(l) if l.size < m.size => l,
             _ => m,
         };
         Ok(best.cropped(TERMINAL_QUIET_ZONE))
     }
 
+    /// `text` at error correction `level`, with a [`QUIET_ZONE`].
     fn encode_level(text: &str, level: EcLevel) -> Result<Matrix, String> {
         let code = QrCode::with_error_correction_level(text.as_bytes(), level)
             .map_err(|e| format!("cannot make a QR code of the URL: {e}"))?;
