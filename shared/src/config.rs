@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::device::Params;
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::tomlfile::{Doc, Fields};
+use crate::tomlfile::{Doc, Fields, Located};
 use crate::user::UserInfo;
 use crate::verify::Policy;
 
@@ -242,6 +242,22 @@ pub fn is_identifier(s: &str, qualified: bool) -> bool {
     }
 }
 
+/// Refuses the first of `keys` that the file sets: it means nothing in the
+/// settings read so far (`why` says when it does).
+fn refuse_set(
+    f: &Fields<'_>,
+    keys: &[(&str, &Option<Located<'_>>)],
+    why: &str,
+) -> Result<()> {
+    match keys
+        .iter()
+        .find_map(|(key, value)| Some((key, value.as_ref()?)))
+    {
+        Some((key, (_, span))) => Err(f.error_at(key, Some(span.clone()), why)),
+        None => Ok(()),
+    }
+}
+
 fn parse_store(f: &mut Fields<'_>) -> Result<StoreSettings> {
     let backend = f.string("backend")?;
     let postgresql = match backend {
@@ -262,20 +278,16 @@ fn parse_store(f: &mut Fields<'_>) -> Result<StoreSettings> {
     let username_column = f.string("username_column")?;
     let deadline = f.int_incl("deadline_ms", MIN_DEADLINE_MS, MAX_DEADLINE_MS)?;
     if !postgresql {
-        for (key, value) in [
-            ("conninfo", &conninfo),
-            ("layout", &layout),
-            ("user_table", &user_table),
-            ("username_column", &username_column),
-        ] {
-            if let Some((_, span)) = value {
-                return Err(f.error_at(
-                    key,
-                    Some(span.clone()),
-                    "only used with backend = \"postgresql\"",
-                ));
-            }
-        }
+        refuse_set(
+            f,
+            &[
+                ("conninfo", &conninfo),
+                ("layout", &layout),
+                ("user_table", &user_table),
+                ("username_column", &username_column),
+            ],
+            "only used with backend = \"postgresql\"",
+        )?;
         if deadline.is_some() {
             return Err(f.error_at(
                 "deadline_ms",
@@ -327,18 +339,14 @@ fn parse_store(f: &mut Fields<'_>) -> Result<StoreSettings> {
             username_column: ident("username_column", username_column, "username", false)?,
         }
     } else {
-        for (key, value) in [
-            ("user_table", &user_table),
-            ("username_column", &username_column),
-        ] {
-            if let Some((_, span)) = value {
-                return Err(f.error_at(
-                    key,
-                    Some(span.clone()),
-                    "only used with layout = \"django-otp\"",
-                ));
-            }
-        }
+        refuse_set(
+            f,
+            &[
+                ("user_table", &user_table),
+                ("username_column", &username_column),
+            ],
+            "only used with layout = \"django-otp\"",
+        )?;
         Layout::PamTotp
     };
     Ok(StoreSettings::Postgresql(PgSettings {
