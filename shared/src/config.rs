@@ -244,11 +244,7 @@ pub fn is_identifier(s: &str, qualified: bool) -> bool {
 
 /// Refuses the first of `keys` that the file sets: it means nothing in the
 /// settings read so far (`why` says when it does).
-fn refuse_set(
-    f: &Fields<'_>,
-    keys: &[(&str, &Option<Located<'_>>)],
-    why: &str,
-) -> Result<()> {
+fn refuse_set(f: &Fields<'_>, keys: &[(&str, &Option<Located<'_>>)], why: &str) -> Result<()> {
     match keys
         .iter()
         .find_map(|(key, value)| Some((key, value.as_ref()?)))

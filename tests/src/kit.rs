@@ -463,20 +463,12 @@ pub fn typed_backup_code(token: &str, initial: &[String]) -> String {
 /// # Panics
 /// On the first field that differs, naming it and `context`.
 pub fn assert_django_backup_state(set: &BackupCodes, expected: &Value, context: &str) {
-    assert_eq!(
-        i64::from(set.throttling_failure_count),
-        int(expected, "throttling_failure_count"),
-        "throttling_failure_count; {context}"
-    );
-    assert_eq!(
+    assert_django_throttling(
+        set.throttling_failure_count,
         set.throttling_failure_timestamp,
-        django_time(&expected["throttling_failure_timestamp"]),
-        "throttling_failure_timestamp; {context}"
-    );
-    assert_eq!(
         set.last_used_at,
-        django_time(&expected["last_used_at"]),
-        "last_used_at; {context}"
+        expected,
+        context,
     );
     let remaining: Vec<[u8; 32]> = expected["remaining_tokens"]
         .as_array()
@@ -527,18 +519,37 @@ pub fn assert_django_state(device: &Device, expected: &Value, context: &str) {
         "drift; {context}"
     );
     assert_eq!(device.last_t, int(expected, "last_t"), "last_t; {context}");
+    assert_django_throttling(
+        device.throttling_failure_count,
+        device.throttling_failure_timestamp,
+        device.last_used_at,
+        expected,
+        context,
+    );
+}
+
+/// The state django-otp's devices share (failure count and time, last
+/// use) against its `expected` record: for [`assert_django_state`] and
+/// [`assert_django_backup_state`].
+fn assert_django_throttling(
+    failure_count: u32,
+    failure_timestamp: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
+    expected: &Value,
+    context: &str,
+) {
     assert_eq!(
-        i64::from(device.throttling_failure_count),
+        i64::from(failure_count),
         int(expected, "throttling_failure_count"),
         "throttling_failure_count; {context}"
     );
     assert_eq!(
-        device.throttling_failure_timestamp,
+        failure_timestamp,
         django_time(&expected["throttling_failure_timestamp"]),
         "throttling_failure_timestamp; {context}"
     );
     assert_eq!(
-        device.last_used_at,
+        last_used_at,
         django_time(&expected["last_used_at"]),
         "last_used_at; {context}"
     );
